@@ -1,0 +1,61 @@
+"""PointMaze specifics: hidden goal marker, BFS, expert reachability within the planning budget."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from worldmodels.envs import ScriptedPolicy
+from worldmodels.envs.pointmaze import PointMazeMediumEnv, PointMazeUMazeEnv
+
+
+@pytest.fixture(scope="module")
+def umaze() -> PointMazeUMazeEnv:
+    env = PointMazeUMazeEnv(img_size=32)
+    yield env
+    env.close()
+
+
+def test_expert_reaches_goals_within_budget(umaze: PointMazeUMazeEnv) -> None:
+    reached = 0
+    for seed in range(10):
+        start, goal = umaze.sample_start_goal(seed)
+        umaze.reset(options={"state": start, "goal_state": goal})
+        policy = ScriptedPolicy(umaze, "expert")
+        policy.reset(goal_state=goal)
+        for _ in range(umaze.planning_budget):
+            *_, terminated, _, _ = umaze.step(policy())
+            if terminated:
+                reached += 1
+                break
+    assert reached >= 8
+
+
+def test_shortest_path_goes_around_the_wall(umaze: PointMazeUMazeEnv) -> None:
+    path = umaze.shortest_path((1, 1), (3, 1))
+    assert path == [(1, 1), (1, 2), (1, 3), (2, 3), (3, 3), (3, 2), (3, 1)]
+    assert umaze.shortest_path((1, 1), (0, 0)) == [(1, 1)]
+
+
+def test_goal_marker_hidden_and_ball_visible(umaze: PointMazeUMazeEnv) -> None:
+    start, goal = umaze.sample_start_goal(0)
+    umaze.reset(options={"state": start, "goal_state": goal})
+    image = umaze.render().astype(int)
+    red = (image[..., 0] > 150) & (image[..., 1] < 80) & (image[..., 2] < 80)
+    assert not red.any()
+    other = umaze.render_state(goal).astype(int)
+    assert np.abs(image - other).sum() > 0, "the ball position shows in the image"
+
+
+def test_state_is_position_and_velocity(umaze: PointMazeUMazeEnv) -> None:
+    obs, _ = umaze.reset(seed=0)
+    np.testing.assert_array_equal(obs["proprio"], umaze.get_state().astype(np.float32))
+    for _ in range(5):
+        obs, *_ = umaze.step(np.array([1.0, 0.0], np.float32))
+    assert obs["proprio"][2] > 0, "pushing +x accelerates the ball in +x"
+
+
+def test_medium_maze_is_larger() -> None:
+    env = PointMazeMediumEnv(img_size=32)
+    assert len(env.maze.maze_map) == 8 and env.planning_budget > PointMazeUMazeEnv.planning_budget
+    env.close()

@@ -1,0 +1,83 @@
+"""Wall / WallRandom specifics: geometry, collisions, layouts, expert reachability."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from worldmodels.envs import ScriptedPolicy
+from worldmodels.envs.wall import AGENT_RADIUS, ARENA, FIXED_LAYOUT, SUCCESS_DISTANCE, WallEnv, WallRandomEnv
+
+
+def reach_rate(env: WallEnv, n_pairs: int = 10) -> float:
+    reached = 0
+    for seed in range(n_pairs):
+        start, goal = env.sample_start_goal(seed)
+        env.reset(options={"state": start, "goal_state": goal})
+        policy = ScriptedPolicy(env, "expert")
+        policy.reset(goal_state=goal)
+        for _ in range(env.planning_budget):
+            *_, terminated, _, _ = env.step(policy())
+            if terminated:
+                reached += 1
+                break
+    return reached / n_pairs
+
+
+@pytest.mark.parametrize("cls", [WallEnv, WallRandomEnv])
+def test_expert_reaches_goals_within_budget(cls: type[WallEnv]) -> None:
+    assert reach_rate(cls(img_size=32)) >= 0.8
+
+
+def test_start_goal_on_opposite_sides() -> None:
+    env = WallRandomEnv()
+    for seed in range(20):
+        start, goal = env.sample_start_goal(seed)
+        np.testing.assert_array_equal(start[2:], goal[2:])
+        wall_x = start[2]
+        assert np.sign(start[0] - wall_x) == -np.sign(goal[0] - wall_x)
+        assert np.linalg.norm(start[:2] - goal[:2]) > SUCCESS_DISTANCE
+
+
+def test_wall_blocks_and_door_lets_through() -> None:
+    env = WallEnv()
+    wall_x, door_center, _ = FIXED_LAYOUT
+    env.reset(options={"state": np.array([wall_x - 10.0, 10.0])})  # far from the door
+    for _ in range(20):
+        env.step(np.array([1.0, 0.0], np.float32))
+    assert env.get_state()[0] < wall_x
+    env.reset(options={"state": np.array([wall_x - 10.0, door_center])})
+    for _ in range(10):
+        env.step(np.array([1.0, 0.0], np.float32))
+    assert env.get_state()[0] > wall_x
+
+
+def test_agent_stays_in_arena_and_slides_along_wall() -> None:
+    env = WallEnv()
+    env.reset(options={"state": np.array([5.0, 5.0])})
+    for _ in range(10):
+        env.step(np.array([-1.0, -1.0], np.float32))
+    np.testing.assert_allclose(env.get_state(), [AGENT_RADIUS, AGENT_RADIUS])
+    wall_x = FIXED_LAYOUT[0]
+    env.reset(options={"state": np.array([wall_x - 6.0, 10.0])})
+    env.step(np.array([1.0, 1.0], np.float32))
+    env.step(np.array([1.0, 1.0], np.float32))
+    x, y = env.get_state()
+    assert x < wall_x and y == pytest.approx(15.0)
+    assert 0 <= x <= ARENA
+
+
+def test_layout_is_drawn_and_randomised() -> None:
+    env = WallRandomEnv(img_size=64)
+    env.reset(seed=0)
+    layout_a = env.get_state()[2:].copy()
+    env.reset(seed=1)
+    layout_b = env.get_state()[2:].copy()
+    assert not np.allclose(layout_a, layout_b)
+    image = env.render()
+    wall_col = int(layout_b[0])
+    column = image[:, wall_col]
+    assert (column == 230).all(axis=1).sum() > 30, "the wall column is drawn"
+    assert (column == 0).all(axis=1).sum() >= 8, "the door is a gap in the wall"
+    with pytest.raises(ValueError, match="state"):
+        env.set_state(np.zeros(2))

@@ -1,0 +1,33 @@
+"""The top-level command dispatchers: help, unknown commands, lazy sub-command modules."""
+
+import importlib
+
+import pytest
+
+from worldmodels import cli as wm_cli
+from synth import cli as synth_cli
+
+
+def test_help_lists_every_command(capsys):
+    assert wm_cli.main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for name in wm_cli.COMMANDS:
+        assert name in out
+
+
+def test_unknown_command_names_it_and_the_choices(capsys):
+    assert wm_cli.main(["fitt"]) == 2
+    err = capsys.readouterr().err
+    assert "'fitt'" in err and "fit" in err
+
+
+@pytest.mark.parametrize("name", sorted(wm_cli.COMMANDS))
+def test_every_command_target_exists(name):
+    module, func, _ = wm_cli.COMMANDS[name]
+    assert callable(getattr(importlib.import_module(module), func))
+
+
+def test_synth_help_and_unknown(capsys):
+    assert synth_cli.main([]) == 0
+    assert synth_cli.main(["generate"]) == 2
+    assert "'generate'" in capsys.readouterr().err

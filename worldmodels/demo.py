@@ -1,0 +1,105 @@
+"""The README's main job: data -> world model -> plan -> success rate + video, on the embedded default.
+
+    python -m worldmodels.demo --out runs/demo        # what `make demo` runs
+
+Stages (each skipped when its output already exists, so an interrupted demo resumes where it stopped):
+
+1. ``envs``: roll out each environment's scripted controller and write one mp4 per env.
+2. ``data``: collect a Wall dataset with the noisy scripted controller (both cores).
+3. ``encoder``: pre-train the offline ``conv_ae`` encoder on the dataset's own frames.
+4. ``fit``: train the latent world model (``configs/latent/wall_demo.yaml``) through the Lightning CLI.
+5. ``plan``: MPC + CEM toward goal images on start/goal pairs; prints the success rate, writes videos.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+STAGES = ("envs", "data", "encoder", "fit", "plan")
+DEMO_ENV = "worldmodels/Wall-v0"
+
+
+def _run(argv: list[str], entry) -> None:
+    print(f"\n$ {' '.join(argv)}", flush=True)
+    code = entry(argv[1:])
+    if code:
+        raise SystemExit(f"demo: stage command failed with exit code {code}: {' '.join(argv)}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="worldmodels demo", description=__doc__.splitlines()[0])
+    p.add_argument("--out", default="runs/demo", help="output directory (default: runs/demo)")
+    p.add_argument("--episodes", type=int, default=600, help="Wall episodes to collect (default: 600)")
+    p.add_argument("--pairs", type=int, default=10, help="start/goal pairs to plan for (default: 10)")
+    p.add_argument("--seed", type=int, default=0, help="seed for data, training and planning (default: 0)")
+    p.add_argument("--config", default="configs/latent/wall_demo.yaml", help="world-model config")
+    p.add_argument(
+        "--stages", default=",".join(STAGES), help=f"comma-separated subset of {','.join(STAGES)}"
+    )
+    args = p.parse_args(argv)
+    stages = [s.strip() for s in args.stages.split(",") if s.strip()]
+    bad = [s for s in stages if s not in STAGES]
+    if bad:
+        p.error(f"--stages: unknown stage(s) {bad}; allowed: {list(STAGES)}")
+
+    from worldmodels.cli import main as wm
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    data, encoder, fit, plan = out / "data", out / "encoder", out / "fit", out / "plan"
+    timings: dict[str, float] = {}
+    t_start = time.perf_counter()
+
+    if "envs" in stages:
+        t0 = time.perf_counter()
+        _run(["worldmodels", "envs", "rollout", "--all", "--episodes", "1", "--out", str(out / "envs")], wm)
+        timings["envs"] = time.perf_counter() - t0
+    if "data" in stages:
+        t0 = time.perf_counter()
+        _run(
+            ["worldmodels", "data", "collect", "--env", DEMO_ENV, "--policy", "noisy-expert",
+             "--episodes", str(args.episodes), "--out", str(data), "--workers", "2", "--seed", str(args.seed)],
+            wm,
+        )  # fmt: skip
+        timings["data"] = time.perf_counter() - t0
+    if "encoder" in stages:
+        t0 = time.perf_counter()
+        if (encoder / "config.json").exists():
+            print(f"\nencoder: {encoder} exists, skipping pre-training")
+        else:
+            _run(["worldmodels", "pretrain-encoder", "--data", str(data), "--encoder", "conv_ae",
+                  "--out", str(encoder), "--seed", str(args.seed)], wm)  # fmt: skip
+        timings["encoder"] = time.perf_counter() - t0
+    model_dir = fit / "model"
+    if "fit" in stages:
+        t0 = time.perf_counter()
+        if (model_dir / "config.json").exists():
+            print(f"\nfit: {model_dir} exists, skipping training")
+        else:
+            _run(["worldmodels", "fit", "-c", args.config, "--data.root", str(data),
+                  "--model.encoder_path", str(encoder), "--trainer.default_root_dir", str(fit),
+                  "--seed_everything", str(args.seed)], wm)  # fmt: skip
+        timings["fit"] = time.perf_counter() - t0
+    if "plan" in stages:
+        from planners.cli import main as planners_main
+
+        t0 = time.perf_counter()
+        _run(["planners", "eval", "--model", str(model_dir), "--env", DEMO_ENV, "--planner", "cem",
+              "--mpc", "--pairs", str(args.pairs), "--seed", str(args.seed), "--out", str(plan)],
+             planners_main)  # fmt: skip
+        timings["plan"] = time.perf_counter() - t0
+        result = json.loads((plan / "results.json").read_text())
+        print(f"\nMPC+CEM on {DEMO_ENV}: success rate {result['success_rate']:.2f} over {args.pairs} pairs")
+        print(f"videos: {plan}")
+    timings["total"] = time.perf_counter() - t_start
+    print("\nstage times (s): " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()))
+    (out / "timings.json").write_text(json.dumps(timings, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,210 @@
+"""DINO-WM's 2D wall navigation task, drawn with numpy.
+
+A point agent (a disk of radius :data:`AGENT_RADIUS`) moves in a square arena of :data:`ARENA` = 64
+units split by a vertical wall of width :data:`WALL_WIDTH` with one door. Coordinates: ``x`` grows to the
+right (image columns), ``y`` grows downward (image rows); the arena is ``[0, 64]^2`` and pixel ``(i, j)`` of
+an ``S x S`` image covers ``[j, j + 1] x [i, i + 1] * 64 / S``.
+
+* :class:`WallEnv` (``worldmodels/Wall-v0``): a fixed layout (wall at x=32, door centred at y=44, 12 high);
+  state ``(x, y)``.
+* :class:`WallRandomEnv` (``worldmodels/WallRandom-v0``): wall x-position, door centre and door height are
+  drawn per episode; the layout is part of the state ``(x, y, wall_x, door_center, door_height)``.
+
+Action: ``[-1, 1]^2``, the displacement of one step in units of :data:`MAX_STEP` (2.5 units per axis). The
+motion is split into 4 sub-steps; a sub-step that would hit the wall or leave the arena slides along the
+obstacle (keeps the free axis) or stops. Success (DINO-WM): distance to the goal below 4.5 on their
+65-unit arena, scaled to ours: ``4.5 * 64 / 65`` = 4.43 units.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+from gymnasium import spaces
+
+from worldmodels.envs.base import VisualGoalEnv
+
+ARENA = 64.0
+WALL_WIDTH = 4.0
+AGENT_RADIUS = 2.5
+MAX_STEP = 2.5
+N_SUBSTEPS = 4
+#: DINO-WM's 4.5 on a 65-unit arena, scaled to the 64-unit arena
+SUCCESS_DISTANCE = 4.5 * ARENA / 65.0
+#: fixed layout of ``Wall-v0``: (wall_x, door_center, door_height)
+FIXED_LAYOUT = (32.0, 44.0, 12.0)
+#: ranges of the ``WallRandom-v0`` layout: wall_x, door_center, door_height
+RANDOM_LAYOUT_RANGES = ((20.0, 44.0), (14.0, 50.0), (10.0, 18.0))
+
+BACKGROUND = np.array([0, 0, 0], np.uint8)
+WALL_COLOR = np.array([230, 230, 230], np.uint8)
+AGENT_COLOR = np.array([255, 60, 60], np.uint8)
+
+
+class WallEnv(VisualGoalEnv):
+    """Point navigation through the door of a fixed wall (DINO-WM "Wall"); see the module docstring."""
+
+    planning_budget: ClassVar[int] = 50
+    random_layout: ClassVar[bool] = False
+
+    def __init__(self, img_size: int = 64, render_mode: str | None = None) -> None:
+        """
+        Args:
+            img_size: side ``S`` of the pixel observation ``(S, S, 3)``, one of ``ALLOWED_IMG_SIZES``.
+            render_mode: ``None`` or ``"rgb_array"``.
+        """
+        super().__init__(
+            img_size=img_size, proprio_dim=2, render_mode=render_mode, proprio_bounds=(0.0, ARENA)
+        )
+        self.action_space = spaces.Box(-1.0, 1.0, (2,), np.float32)
+        self.state_dim = 5 if self.random_layout else 2
+        self._pos = np.array([ARENA / 4, ARENA / 2])
+        self._layout = np.array(FIXED_LAYOUT)
+        centres = (np.arange(self.img_size) + 0.5) * ARENA / self.img_size
+        self._grid_x = centres[None, :]
+        self._grid_y = centres[:, None]
+        self._background_cache: dict[tuple[float, ...], np.ndarray] = {}
+
+    # ------------------------------------------------------------------ geometry
+    def _band_half(self) -> float:
+        return WALL_WIDTH / 2 + AGENT_RADIUS
+
+    def _door_free(self, layout: np.ndarray) -> tuple[float, float]:
+        """Interval of agent-centre y positions that pass through the door."""
+        _, center, height = layout
+        return center - height / 2 + AGENT_RADIUS, center + height / 2 - AGENT_RADIUS
+
+    def _in_band(self, pos: np.ndarray, layout: np.ndarray) -> bool:
+        return abs(pos[0] - layout[0]) < self._band_half()
+
+    def _is_free(self, pos: np.ndarray, layout: np.ndarray) -> bool:
+        lo, hi = AGENT_RADIUS, ARENA - AGENT_RADIUS
+        if not (lo <= pos[0] <= hi and lo <= pos[1] <= hi):
+            return False
+        if not self._in_band(pos, layout):
+            return True
+        door_lo, door_hi = self._door_free(layout)
+        return door_lo <= pos[1] <= door_hi
+
+    def _move(self, pos: np.ndarray, action: np.ndarray, layout: np.ndarray) -> np.ndarray:
+        delta = action.astype(np.float64) * MAX_STEP / N_SUBSTEPS
+        lo, hi = AGENT_RADIUS, ARENA - AGENT_RADIUS
+        pos = pos.copy()
+        for _ in range(N_SUBSTEPS):
+            for cand in (pos + delta, pos + delta * (1.0, 0.0), pos + delta * (0.0, 1.0)):
+                cand = np.clip(cand, lo, hi)
+                if self._is_free(cand, layout):
+                    pos = cand
+                    break
+        return pos
+
+    def _sample_free(self, rng: np.random.Generator, layout: np.ndarray, side: int = 0) -> np.ndarray:
+        """Uniform free position; ``side`` -1 / +1 restricts to left / right of the wall (outside the door)."""
+        lo, hi = AGENT_RADIUS, ARENA - AGENT_RADIUS
+        while True:
+            pos = rng.uniform(lo, hi, size=2)
+            if not self._is_free(pos, layout):
+                continue
+            if side == 0 or (not self._in_band(pos, layout) and np.sign(pos[0] - layout[0]) == side):
+                return pos
+
+    def _sample_layout(self, rng: np.random.Generator) -> np.ndarray:
+        if not self.random_layout:
+            return np.array(FIXED_LAYOUT)
+        return np.array([rng.uniform(lo, hi) for lo, hi in RANDOM_LAYOUT_RANGES])
+
+    def _split(self, state: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        state = self._check_state(state)
+        layout = state[2:5] if self.random_layout else np.array(FIXED_LAYOUT)
+        return state[:2], layout
+
+    def _join(self, pos: np.ndarray, layout: np.ndarray) -> np.ndarray:
+        return np.concatenate([pos, layout]) if self.random_layout else pos.astype(np.float64).copy()
+
+    # ------------------------------------------------------------------ contract
+    def get_state(self) -> np.ndarray:
+        """``(x, y)`` (Wall) or ``(x, y, wall_x, door_center, door_height)`` (WallRandom), float64."""
+        return self._join(self._pos, self._layout)
+
+    def set_state(self, state: np.ndarray) -> None:
+        pos, layout = self._split(state)
+        self._pos, self._layout = pos.copy(), layout.copy()
+
+    def _proprio(self) -> np.ndarray:
+        return self._pos.astype(np.float32)
+
+    def _reset_state(self) -> None:
+        self._layout = self._sample_layout(self.np_random)
+        self._pos = self._sample_free(self.np_random, self._layout)
+
+    def _apply_action(self, action: np.ndarray) -> None:
+        self._pos = self._move(self._pos, action, self._layout)
+
+    def _background(self) -> np.ndarray:
+        key = tuple(self._layout.tolist())
+        if key not in self._background_cache:
+            if len(self._background_cache) > 64:
+                self._background_cache.clear()
+            wall_x, center, height = self._layout
+            in_wall = np.abs(self._grid_x - wall_x) < WALL_WIDTH / 2
+            in_door = np.abs(self._grid_y - center) < height / 2
+            mask = in_wall & ~in_door
+            img = np.empty((self.img_size, self.img_size, 3), np.uint8)
+            img[:] = BACKGROUND
+            img[mask] = WALL_COLOR
+            self._background_cache[key] = img
+        return self._background_cache[key]
+
+    def _render_current(self) -> np.ndarray:
+        img = self._background().copy()
+        x, y = self._pos
+        disk = (self._grid_x - x) ** 2 + (self._grid_y - y) ** 2 <= AGENT_RADIUS**2
+        img[disk] = AGENT_COLOR
+        return img
+
+    def is_success(self, state: np.ndarray, goal_state: np.ndarray) -> bool:
+        """Agent within :data:`SUCCESS_DISTANCE` (4.43 units) of the goal's agent position."""
+        pos, _ = self._split(state)
+        goal, _ = self._split(goal_state)
+        return bool(np.linalg.norm(pos - goal) < SUCCESS_DISTANCE)
+
+    def sample_start_goal(self, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """DINO-WM protocol: start and goal on opposite sides of the wall (same layout), uniform otherwise."""
+        rng = np.random.default_rng(seed)
+        layout = self._sample_layout(rng)
+        side = int(rng.choice([-1, 1]))
+        start = self._sample_free(rng, layout, side)
+        goal = self._sample_free(rng, layout, -side)
+        return self._join(start, layout), self._join(goal, layout)
+
+    def _expert_target(self, pos: np.ndarray, goal: np.ndarray) -> np.ndarray:
+        layout = self._layout
+        wall_x, center, _ = layout
+        exit_dx = self._band_half() + 1.0
+        pos_band, goal_band = self._in_band(pos, layout), self._in_band(goal, layout)
+        same_side = not pos_band and not goal_band and np.sign(pos[0] - wall_x) == np.sign(goal[0] - wall_x)
+        if same_side or (pos_band and goal_band):
+            return goal
+        if pos_band:
+            return np.array([wall_x + np.sign(goal[0] - wall_x) * exit_dx, center])
+        door_lo, door_hi = self._door_free(layout)
+        if door_lo + 0.5 <= pos[1] <= door_hi - 0.5:
+            return goal if goal_band else np.array([wall_x + np.sign(goal[0] - wall_x) * exit_dx, center])
+        return np.array([wall_x + np.sign(pos[0] - wall_x) * exit_dx, center])
+
+    def expert_action(self, goal_state: np.ndarray) -> np.ndarray:
+        """Straight to the goal on the same side; otherwise to the door, through it, then to the goal."""
+        goal, _ = self._split(goal_state)
+        target = self._expert_target(self._pos, goal)
+        return np.clip((target - self._pos) / MAX_STEP, -1.0, 1.0).astype(np.float32)
+
+    def sample_waypoint(self, rng: np.random.Generator) -> np.ndarray:
+        """A uniform free position in the current layout."""
+        return self._join(self._sample_free(rng, self._layout), self._layout)
+
+
+class WallRandomEnv(WallEnv):
+    """Wall task with the wall position and the door position/size drawn per episode (part of the state)."""
+
+    random_layout: ClassVar[bool] = True
