@@ -4,8 +4,8 @@ import importlib
 
 import pytest
 
-from worldmodels import cli as wm_cli
 from synth import cli as synth_cli
+from worldmodels import cli as wm_cli
 
 
 def test_help_lists_every_command(capsys):

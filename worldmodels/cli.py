@@ -1,10 +1,10 @@
 """The ``worldmodels`` command: one entry point, sub-commands imported lazily.
 
-    worldmodels fit|validate|test -c configs/latent/wall.yaml   # Lightning CLI
-    worldmodels data collect|info|render ...                    # datasets
-    worldmodels pretrain-encoder ... / cache-features ...       # offline encoders, feature cache
-    worldmodels envs rollout ...                                # scripted rollouts -> mp4 per env
-    worldmodels demo                                            # the README's main job
+worldmodels fit|validate|test -c configs/latent/wall.yaml   # Lightning CLI
+worldmodels data collect|info|render ...                    # datasets
+worldmodels pretrain-encoder ... / cache-features ...       # offline encoders, feature cache
+worldmodels envs rollout ...                                # scripted rollouts -> mp4 per env
+worldmodels demo                                            # the README's main job
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -37,9 +38,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pairs", type=int, default=10, help="start/goal pairs to plan for (default: 10)")
     p.add_argument("--seed", type=int, default=0, help="seed for data, training and planning (default: 0)")
     p.add_argument("--config", default="configs/latent/wall_demo.yaml", help="world-model config")
+    p.add_argument("--stages", default=",".join(STAGES), help=f"comma-separated subset of {','.join(STAGES)}")
     p.add_argument(
-        "--stages", default=",".join(STAGES), help=f"comma-separated subset of {','.join(STAGES)}"
+        "--fit-args", default="", help="extra Lightning CLI arguments for the fit stage (one string)"
     )
+    p.add_argument("--encoder-args", default="", help="extra arguments for pretrain-encoder (one string)")
+    p.add_argument("--plan-args", default="", help="extra arguments for `planners eval` (one string)")
     args = p.parse_args(argv)
     stages = [s.strip() for s in args.stages.split(",") if s.strip()]
     bad = [s for s in stages if s not in STAGES]
@@ -72,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\nencoder: {encoder} exists, skipping pre-training")
         else:
             _run(["worldmodels", "pretrain-encoder", "--data", str(data), "--encoder", "conv_ae",
-                  "--out", str(encoder), "--seed", str(args.seed)], wm)  # fmt: skip
+                  "--out", str(encoder), "--seed", str(args.seed), *shlex.split(args.encoder_args)], wm)  # fmt: skip
         timings["encoder"] = time.perf_counter() - t0
     model_dir = fit / "model"
     if "fit" in stages:
@@ -82,14 +86,14 @@ def main(argv: list[str] | None = None) -> int:
         else:
             _run(["worldmodels", "fit", "-c", args.config, "--data.root", str(data),
                   "--model.encoder_path", str(encoder), "--trainer.default_root_dir", str(fit),
-                  "--seed_everything", str(args.seed)], wm)  # fmt: skip
+                  "--seed_everything", str(args.seed), *shlex.split(args.fit_args)], wm)  # fmt: skip
         timings["fit"] = time.perf_counter() - t0
     if "plan" in stages:
         from planners.cli import main as planners_main
 
         t0 = time.perf_counter()
         _run(["planners", "eval", "--model", str(model_dir), "--env", DEMO_ENV, "--planner", "cem",
-              "--mpc", "--pairs", str(args.pairs), "--seed", str(args.seed), "--out", str(plan)],
+              "--mpc", "--pairs", str(args.pairs), "--seed", str(args.seed), "--out", str(plan), *shlex.split(args.plan_args)],
              planners_main)  # fmt: skip
         timings["plan"] = time.perf_counter() - t0
         result = json.loads((plan / "results.json").read_text())
