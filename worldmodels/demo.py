@@ -22,6 +22,7 @@ from pathlib import Path
 
 STAGES = ("envs", "data", "encoder", "fit", "plan")
 DEMO_ENV = "worldmodels/Wall-v0"
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def _run(argv: list[str], entry) -> None:
@@ -52,6 +53,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from worldmodels.cli import main as wm
 
+    config = Path(args.config)
+    if not config.exists() and (REPO_ROOT / config).exists():
+        config = REPO_ROOT / config  # relative to the checkout, wherever the demo is started from
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     data, encoder, fit, plan = out / "data", out / "encoder", out / "fit", out / "plan"
@@ -84,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         if (model_dir / "config.json").exists():
             print(f"\nfit: {model_dir} exists, skipping training")
         else:
-            _run(["worldmodels", "fit", "-c", args.config, "--data.root", str(data),
+            _run(["worldmodels", "fit", "-c", str(config), "--data.root", str(data),
                   "--model.encoder_path", str(encoder), "--trainer.default_root_dir", str(fit),
                   "--seed_everything", str(args.seed), *shlex.split(args.fit_args)], wm)  # fmt: skip
         timings["fit"] = time.perf_counter() - t0
