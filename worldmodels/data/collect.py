@@ -1,0 +1,166 @@
+"""Collectors: roll a behaviour policy in a real simulator and commit episodes to an :class:`EpisodeStore`.
+
+Episode ``i`` always uses seed ``seed + i`` (for the env reset and the policy), so re-running the same
+command resumes to the requested count and reproduces exactly the data an uninterrupted run would have
+written. With ``workers > 1`` episodes are simulated in worker processes and committed by the parent in
+index order; at most ``2 * workers`` finished episodes wait in memory.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from worldmodels.data.store import EpisodeStore
+
+BUILTIN_POLICIES = ("random", "expert", "noisy-expert")
+
+
+def _space_json(space) -> dict[str, Any]:
+    import gymnasium as gym
+
+    if isinstance(space, gym.spaces.Dict):
+        return {"type": "Dict", "spaces": {k: _space_json(v) for k, v in space.spaces.items()}}
+    if isinstance(space, gym.spaces.Box):
+        return {
+            "type": "Box",
+            "shape": list(space.shape),
+            "dtype": np.dtype(space.dtype).str,
+            "low": np.asarray(space.low).min().item(),
+            "high": np.asarray(space.high).max().item(),
+        }
+    return {"type": type(space).__name__, "repr": repr(space)}
+
+
+def _make_policy(env, policy: str, seed: int):
+    if policy in BUILTIN_POLICIES:
+        from worldmodels.envs.controllers import ScriptedPolicy
+
+        return ScriptedPolicy(env, policy, seed=seed)
+    from worldmodels.data.policies import MLPPolicy
+
+    return MLPPolicy.from_pretrained(policy).as_env_policy(env)
+
+
+def rollout_episode(env, policy, seed: int) -> dict[str, np.ndarray]:
+    """Run one episode of ``policy`` in ``env`` (reset with ``seed``) and return its arrays."""
+    obs, _ = env.reset(seed=seed)
+    policy.reset(seed=seed)
+    unwrapped = env.unwrapped
+    frames: dict[str, list] = {"state": [unwrapped.get_state()]}
+    if isinstance(obs, dict):
+        for k, v in obs.items():
+            frames[k] = [v]
+    else:
+        frames["observation"] = [obs]
+    steps: dict[str, list] = {"action": [], "reward": [], "terminated": [], "truncated": []}
+    while True:
+        action = policy(obs)
+        obs, reward, terminated, truncated, _ = env.step(action)
+        steps["action"].append(np.asarray(action, dtype=np.float32))
+        steps["reward"].append(np.float32(reward))
+        steps["terminated"].append(bool(terminated))
+        steps["truncated"].append(bool(truncated))
+        frames["state"].append(unwrapped.get_state())
+        if isinstance(obs, dict):
+            for k, v in obs.items():
+                frames[k].append(v)
+        else:
+            frames["observation"].append(obs)
+        if terminated or truncated:
+            break
+    out = {k: np.stack(v) for k, v in frames.items()}
+    out["state"] = out["state"].astype(np.float64)
+    if "proprio" in out:
+        out["proprio"] = out["proprio"].astype(np.float32)
+    out["action"] = np.stack(steps["action"])
+    out["reward"] = np.asarray(steps["reward"], dtype=np.float32)
+    out["terminated"] = np.asarray(steps["terminated"], dtype=bool)
+    out["truncated"] = np.asarray(steps["truncated"], dtype=bool)
+    return out
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _worker_init(env_id: str, env_kwargs: dict[str, Any], policy: str) -> None:
+    import gymnasium as gym
+
+    import worldmodels.envs  # noqa: F401  (registers the ids)
+
+    env = gym.make(env_id, **env_kwargs)
+    _WORKER.update(env=env, policy=_make_policy(env, policy, seed=0))
+
+
+def _worker_episode(seed: int) -> tuple[int, dict[str, np.ndarray]]:
+    return seed, rollout_episode(_WORKER["env"], _WORKER["policy"], seed)
+
+
+def collect(
+    env_id: str,
+    *,
+    policy: str,
+    episodes: int,
+    out: str | os.PathLike,
+    workers: int = 1,
+    seed: int = 0,
+    env_kwargs: dict[str, Any] | None = None,
+    progress: bool = True,
+) -> EpisodeStore:
+    """Collect ``episodes`` episodes of ``policy`` in ``env_id`` into ``out`` (resuming if it exists).
+
+    Args:
+        env_id: a registered Gymnasium id (``worldmodels/Wall-v0``, ...).
+        policy: ``random``, ``expert``, ``noisy-expert`` (the env's scripted controller) or the directory
+            of a saved :class:`~worldmodels.data.policies.MLPPolicy`.
+        episodes: total number of episodes wanted in the store.
+        out: dataset directory.
+        workers: simulator processes (``1`` runs in this process).
+        seed: episode ``i`` uses seed ``seed + i``.
+        env_kwargs: keyword arguments for ``gymnasium.make`` (e.g. ``{"img_size": 64}``).
+        progress: show a tqdm bar.
+    """
+    import gymnasium as gym
+
+    import worldmodels.envs  # noqa: F401
+
+    if episodes < 1:
+        raise ValueError(f"episodes={episodes} must be >= 1")
+    if workers < 1:
+        raise ValueError(f"workers={workers} must be >= 1")
+    if policy not in BUILTIN_POLICIES and not (Path(policy) / "config.json").exists():
+        raise ValueError(f"policy={policy!r}: expected one of {BUILTIN_POLICIES} or a saved policy directory")
+    env_kwargs = dict(env_kwargs or {})
+    env = gym.make(env_id, **env_kwargs)
+    store = EpisodeStore.create(
+        out,
+        env_id=env_id,
+        env_kwargs=env_kwargs,
+        behaviour_policy=policy,
+        observation_space=_space_json(env.observation_space),
+        action_space=_space_json(env.action_space),
+        extra={"seed": seed},
+    )
+    start = len(store)
+    todo = [seed + i for i in range(start, episodes)]
+    bar = tqdm(total=episodes, initial=start, desc=f"collect {env_id}", unit="ep", disable=not progress)
+    if workers == 1:
+        pol = _make_policy(env, policy, seed=0)
+        for s in todo:
+            store.append_episode(rollout_episode(env, pol, s), seed=s)
+            bar.update()
+    elif todo:
+        ctx = mp.get_context("spawn")
+        with ctx.Pool(workers, initializer=_worker_init, initargs=(env_id, env_kwargs, policy)) as pool:
+            for s, arrays in pool.imap(_worker_episode, todo, chunksize=1):
+                store.append_episode(arrays, seed=s)
+                bar.update()
+    bar.close()
+    env.close()
+    store.stats()
+    return store

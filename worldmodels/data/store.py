@@ -1,0 +1,380 @@
+"""The episode store: one canonical on-disk format for offline trajectories.
+
+Layout::
+
+    <root>/manifest.json                  env id + kwargs, spaces, behaviour policy, per-episode seeds,
+                                          lengths, file shapes/dtypes/sizes/CRC32 (rewritten atomically)
+    <root>/stats.json                     normalisation statistics (computed once, cached by episode count)
+    <root>/episodes/ep_000123/<key>.npy   one array per key per episode, opened memory-mapped
+    <root>/derived/<name>/ep_000123.npy   per-frame arrays computed from the data (e.g. a feature cache)
+
+Per-episode keys (``T`` steps): frame keys with ``T + 1`` rows (``pixels`` uint8 ``(T+1, H, W, 3)``,
+``proprio`` float32 ``(T+1, P)``, ``state`` float64 ``(T+1, S)``, ``observation`` ``(T+1, O)``) and step
+keys with ``T`` rows (``action`` float32 ``(T, A)``, ``reward`` float32 ``(T,)``, ``terminated`` and
+``truncated`` bool ``(T,)``, kept distinct).
+
+Appending is atomic: an episode is written into a temporary directory, renamed into place, and only then
+listed in the manifest (temp file + ``os.replace``). An interrupted writer leaves at most an unlisted
+directory, which the next writer removes; a reader never sees a half-written episode.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import uuid
+import zlib
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+FORMAT = "worldmodels-episodes/1"
+FRAME_KEYS = ("pixels", "proprio", "state", "observation")
+STEP_KEYS = ("action", "reward", "terminated", "truncated")
+STATS_KEYS = ("proprio", "action", "observation", "reward", "state")
+REQUIRED_KEYS = ("action", "reward", "terminated", "truncated")
+STD_FLOOR = 1e-6
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temp file in the same directory and ``os.replace``."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _save_npy(path: Path, array: np.ndarray) -> dict[str, Any]:
+    array = np.ascontiguousarray(array)
+    with open(path, "wb") as f:
+        np.save(f, array, allow_pickle=False)
+        f.flush()
+        os.fsync(f.fileno())
+    data = path.read_bytes()
+    return {
+        "shape": list(array.shape),
+        "dtype": array.dtype.str,
+        "size": len(data),
+        "crc32": zlib.crc32(data),
+    }
+
+
+def _ep_name(episode: int) -> str:
+    return f"ep_{episode:06d}"
+
+
+class EpisodeStore:
+    """A directory of episodes with memory-mapped random access.
+
+    Use :meth:`create` to start (or resume) a dataset and :meth:`open` to read one.
+    """
+
+    def __init__(self, root: str | os.PathLike, manifest: dict[str, Any], max_open: int = 256):
+        self.root = Path(root)
+        self.manifest = manifest
+        self._maps: OrderedDict[tuple[str, int, str], np.ndarray] = OrderedDict()
+        self._max_open = max_open
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def create(
+        cls,
+        root: str | os.PathLike,
+        *,
+        env_id: str,
+        env_kwargs: dict[str, Any] | None = None,
+        behaviour_policy: str = "unknown",
+        observation_space: dict[str, Any] | None = None,
+        action_space: dict[str, Any] | None = None,
+        exist_ok: bool = True,
+        extra: dict[str, Any] | None = None,
+    ) -> EpisodeStore:
+        """Create a store at ``root``, or reopen it when it exists with the same env and policy.
+
+        Args:
+            root: dataset directory.
+            env_id: Gymnasium id of the environment the data comes from.
+            env_kwargs: keyword arguments the env was made with.
+            behaviour_policy: name of the policy that acted (``random``, ``noisy-expert``, a path, ...).
+            observation_space / action_space: JSON descriptions of the spaces.
+            exist_ok: reopen an existing store (resume); otherwise an existing store is an error.
+            extra: more JSON metadata stored in the manifest.
+        """
+        root = Path(root)
+        if (root / "manifest.json").exists():
+            if not exist_ok:
+                raise ValueError(f"{root}: a dataset already exists here (exist_ok=False)")
+            store = cls.open(root, verify=True)
+            for key, want in (("env_id", env_id), ("behaviour_policy", behaviour_policy)):
+                if store.manifest[key] != want:
+                    raise ValueError(
+                        f"{root}/manifest.json: key {key!r} is {store.manifest[key]!r}, this run asks for {want!r}"
+                    )
+            return store
+        (root / "episodes").mkdir(parents=True, exist_ok=True)
+        manifest = {
+            "format": FORMAT,
+            "env_id": env_id,
+            "env_kwargs": dict(env_kwargs or {}),
+            "behaviour_policy": behaviour_policy,
+            "observation_space": observation_space or {},
+            "action_space": action_space or {},
+            "extra": dict(extra or {}),
+            "num_episodes": 0,
+            "num_steps": 0,
+            "episodes": [],
+        }
+        atomic_write_text(root / "manifest.json", json.dumps(manifest, indent=1))
+        return cls(root, manifest)
+
+    @classmethod
+    def open(cls, root: str | os.PathLike, *, verify: bool | str = True) -> EpisodeStore:
+        """Open a store. ``verify=True`` checks every file's presence, size, shape and dtype and that float
+        arrays are finite; ``verify="full"`` also checks CRC32 checksums. Errors name file and key."""
+        root = Path(root)
+        path = root / "manifest.json"
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: no dataset here (missing manifest.json)")
+        try:
+            manifest = json.loads(path.read_text())
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}: corrupt manifest ({e})") from None
+        for key in ("format", "env_id", "episodes"):
+            if key not in manifest:
+                raise ValueError(f"{path}: missing key {key!r}")
+        if manifest["format"] != FORMAT:
+            raise ValueError(f"{path}: key 'format' is {manifest['format']!r}, expected {FORMAT!r}")
+        store = cls(root, manifest)
+        if verify:
+            store.verify(full=verify == "full")
+        return store
+
+    def _cleanup_uncommitted(self) -> None:
+        listed = {_ep_name(i) for i in range(len(self))}
+        for d in (self.root / "episodes").iterdir():
+            if d.name not in listed:
+                shutil.rmtree(d, ignore_errors=True)
+
+    # ------------------------------------------------------------------ integrity
+    def verify(self, full: bool = False) -> None:
+        """Check every listed episode (see :meth:`open`); raises ``ValueError`` naming file and key."""
+        first: dict[str, dict[str, Any]] = {}
+        for i, ep in enumerate(self.manifest["episodes"]):
+            for key, info in ep["files"].items():
+                path = self._path(i, key)
+                if not path.exists():
+                    raise ValueError(f"{path}: key {key!r} is missing")
+                if path.stat().st_size != info["size"]:
+                    raise ValueError(
+                        f"{path}: key {key!r} has {path.stat().st_size} bytes, manifest says {info['size']}"
+                    )
+                if full and zlib.crc32(path.read_bytes()) != info["crc32"]:
+                    raise ValueError(f"{path}: key {key!r} fails its CRC32 checksum")
+                try:
+                    arr = np.load(path, mmap_mode="r", allow_pickle=False)
+                except ValueError as e:
+                    raise ValueError(f"{path}: key {key!r} is not a readable .npy ({e})") from None
+                if list(arr.shape) != info["shape"] or arr.dtype.str != info["dtype"]:
+                    raise ValueError(
+                        f"{path}: key {key!r} has shape {arr.shape} {arr.dtype}, "
+                        f"manifest says {tuple(info['shape'])} {info['dtype']}"
+                    )
+                if key not in first:
+                    first[key] = info
+                elif info["shape"][1:] != first[key]["shape"][1:] or info["dtype"] != first[key]["dtype"]:
+                    raise ValueError(
+                        f"{path}: key {key!r} has per-row shape {info['shape'][1:]} {info['dtype']}, "
+                        f"episode 0 has {first[key]['shape'][1:]} {first[key]['dtype']}"
+                    )
+                if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+                    raise ValueError(f"{path}: key {key!r} has NaN or inf")
+
+    # ------------------------------------------------------------------ reading
+    def __len__(self) -> int:
+        return len(self.manifest["episodes"])
+
+    @property
+    def episode_lengths(self) -> np.ndarray:
+        """``(num_episodes,)`` int64: steps (actions) per episode."""
+        return np.asarray([ep["length"] for ep in self.manifest["episodes"]], dtype=np.int64)
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return tuple(self.manifest["episodes"][0]["files"]) if len(self) else ()
+
+    @property
+    def env_id(self) -> str:
+        return self.manifest["env_id"]
+
+    def _path(self, episode: int, key: str) -> Path:
+        return self.root / "episodes" / _ep_name(episode) / f"{key}.npy"
+
+    def _map(self, kind: str, episode: int, key: str, path: Path) -> np.ndarray:
+        cache_key = (kind, episode, key)
+        arr = self._maps.get(cache_key)
+        if arr is None:
+            arr = np.load(path, mmap_mode="r", allow_pickle=False)
+            self._maps[cache_key] = arr
+            if len(self._maps) > self._max_open:
+                self._maps.popitem(last=False)
+        else:
+            self._maps.move_to_end(cache_key)
+        return arr
+
+    def read(self, episode: int, key: str, index: slice | np.ndarray | None = None) -> np.ndarray:
+        """Rows ``index`` of ``key`` in ``episode`` (a memory map when ``index`` is None or a slice)."""
+        if not 0 <= episode < len(self):
+            raise IndexError(f"{self.root}: episode {episode} out of range [0, {len(self)})")
+        if key not in self.manifest["episodes"][episode]["files"]:
+            raise KeyError(f"{self.root}: key {key!r} not in dataset; available keys: {self.keys}")
+        arr = self._map("ep", episode, key, self._path(episode, key))
+        return arr if index is None else arr[index]
+
+    def episode(self, episode: int) -> dict[str, np.ndarray]:
+        """All keys of one episode as memory maps."""
+        return {key: self.read(episode, key) for key in self.manifest["episodes"][episode]["files"]}
+
+    # ------------------------------------------------------------------ writing
+    def append_episode(self, arrays: dict[str, np.ndarray], *, seed: int | None = None) -> int:
+        """Validate and atomically commit one episode; returns its index.
+
+        Raises ``ValueError`` naming the key on a missing required key, row-count mismatch, NaN/inf, or a
+        shape that differs from earlier episodes.
+        """
+        missing = [k for k in REQUIRED_KEYS if k not in arrays]
+        if missing:
+            raise ValueError(f"{self.root}: episode is missing key(s) {missing}")
+        steps = len(arrays["action"])
+        if steps < 1:
+            raise ValueError(f"{self.root}: key 'action' has no rows; an episode needs at least one step")
+        arrays = {k: np.asarray(v) for k, v in arrays.items()}
+        for key, arr in arrays.items():
+            want = steps + 1 if key in FRAME_KEYS else steps
+            if len(arr) != want:
+                raise ValueError(
+                    f"{self.root}: key {key!r} has {len(arr)} rows, expected {want} for {steps} steps"
+                )
+            if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+                raise ValueError(f"{self.root}: key {key!r} has NaN or inf")
+            if len(self):
+                ref = self.manifest["episodes"][0]["files"].get(key)
+                if ref is None:
+                    raise ValueError(f"{self.root}: key {key!r} is not in the dataset's keys {self.keys}")
+                if list(arr.shape[1:]) != ref["shape"][1:] or arr.dtype.str != ref["dtype"]:
+                    raise ValueError(
+                        f"{self.root}: key {key!r} has per-row shape {arr.shape[1:]} {arr.dtype}, "
+                        f"the dataset has {tuple(ref['shape'][1:])} {np.dtype(ref['dtype'])}"
+                    )
+        if len(self) and set(arrays) != set(self.keys):
+            raise ValueError(
+                f"{self.root}: episode keys {sorted(arrays)} differ from the dataset's {sorted(self.keys)}"
+            )
+        self._cleanup_uncommitted()
+        index = len(self)
+        tmp = self.root / "episodes" / f".tmp-{uuid.uuid4().hex}"
+        tmp.mkdir()
+        files = {key: _save_npy(tmp / f"{key}.npy", arr) for key, arr in arrays.items()}
+        os.rename(tmp, self.root / "episodes" / _ep_name(index))
+        entry = {"length": steps, "seed": seed, "return": float(np.sum(arrays["reward"])), "files": files}
+        self.manifest["episodes"].append(entry)
+        self.manifest["num_episodes"] = len(self)
+        self.manifest["num_steps"] = int(self.manifest["num_steps"]) + steps
+        atomic_write_text(self.root / "manifest.json", json.dumps(self.manifest, indent=1))
+        return index
+
+    # ------------------------------------------------------------------ statistics
+    def stats(self) -> dict[str, dict[str, np.ndarray]]:
+        """Per float key (proprio, action, observation, reward, state): ``mean``, ``std`` (floored at 1e-6),
+        ``min``, ``max`` over all rows, streamed episode by episode and cached in ``stats.json``."""
+        path = self.root / "stats.json"
+        if path.exists():
+            cached = json.loads(path.read_text())
+            if cached.get("num_episodes") == len(self):
+                return {
+                    k: {s: np.asarray(v, dtype=np.float64) for s, v in d.items()}
+                    for k, d in cached["stats"].items()
+                }
+        acc: dict[str, list] = {}
+        for i in range(len(self)):
+            for key in STATS_KEYS:
+                if key not in self.manifest["episodes"][i]["files"]:
+                    continue
+                x = np.asarray(self.read(i, key), dtype=np.float64)
+                x = x.reshape(len(x), -1)
+                n, s, ss = len(x), x.sum(0), (x * x).sum(0)
+                lo, hi = x.min(0), x.max(0)
+                if key not in acc:
+                    acc[key] = [n, s, ss, lo, hi]
+                else:
+                    a = acc[key]
+                    a[0] += n
+                    a[1] += s
+                    a[2] += ss
+                    a[3] = np.minimum(a[3], lo)
+                    a[4] = np.maximum(a[4], hi)
+        out = {}
+        for key, (n, s, ss, lo, hi) in acc.items():
+            mean = s / n
+            std = np.sqrt(np.maximum(ss / n - mean * mean, 0.0))
+            out[key] = {"mean": mean, "std": np.maximum(std, STD_FLOOR), "min": lo, "max": hi}
+        payload = {
+            "num_episodes": len(self),
+            "stats": {k: {s: v.tolist() for s, v in d.items()} for k, d in out.items()},
+        }
+        atomic_write_text(path, json.dumps(payload))
+        return out
+
+    # ------------------------------------------------------------------ derived arrays (feature caches)
+    def _derived_dir(self, name: str) -> Path:
+        if not name or ".." in Path(name).parts or Path(name).is_absolute():
+            raise ValueError(f"derived array name {name!r} must be a relative name without '..'")
+        return self.root / "derived" / name
+
+    def write_derived(
+        self, name: str, episode: int, array: np.ndarray, meta: dict[str, Any] | None = None
+    ) -> None:
+        """Atomically store a per-frame array (``T + 1`` rows) derived from ``episode`` under ``name``."""
+        want = int(self.episode_lengths[episode]) + 1
+        if len(array) != want:
+            raise ValueError(
+                f"derived {name!r} episode {episode}: {len(array)} rows, expected {want} (one per frame)"
+            )
+        d = self._derived_dir(name)
+        d.mkdir(parents=True, exist_ok=True)
+        if meta is not None and not (d / "meta.json").exists():
+            atomic_write_text(d / "meta.json", json.dumps(meta, indent=1))
+        fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-", suffix=".npy")
+        os.close(fd)
+        _save_npy(Path(tmp), np.asarray(array))
+        os.replace(tmp, d / f"{_ep_name(episode)}.npy")
+
+    def has_derived(self, name: str, episode: int) -> bool:
+        return (self._derived_dir(name) / f"{_ep_name(episode)}.npy").exists()
+
+    def read_derived(self, name: str, episode: int, index: slice | np.ndarray | None = None) -> np.ndarray:
+        path = self._derived_dir(name) / f"{_ep_name(episode)}.npy"
+        if not path.exists():
+            raise ValueError(
+                f"{path}: derived array {name!r} missing for episode {episode} (build the cache first)"
+            )
+        arr = self._map(f"derived:{name}", episode, name, path)
+        return arr if index is None else arr[index]
+
+    def derived_meta(self, name: str) -> dict[str, Any]:
+        path = self._derived_dir(name) / "meta.json"
+        return json.loads(path.read_text()) if path.exists() else {}
+
+    def size_on_disk(self) -> int:
+        """Bytes used by the store's files."""
+        return sum(p.stat().st_size for p in self.root.rglob("*") if p.is_file())
