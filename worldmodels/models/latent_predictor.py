@@ -1,0 +1,207 @@
+"""DINO-WM's latent predictor: a ViT over (frames x patches) tokens with block-causal frame attention.
+
+Every patch token of frame ``t`` is the encoder's patch feature concatenated with an embedding of the
+frame's proprio and of the action taken at ``t`` (DINO-WM layout, 10 dims each by default). A patch
+attends to all patches of its own frame and of earlier frames (block-causal mask), so the model is a
+causal sequence model over frames: position ``t`` predicts frame ``t + 1`` (visual tokens and proprio).
+
+The temporal position table has ``max_frames`` slots, counted from the first frame of the context. During
+a rollout the context grows by one frame per imagined step and only the new frame's tokens are computed,
+against cached keys/values (:class:`KVCache`): the result equals recomputing the whole sequence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+
+def block_causal_mask(num_frames: int, num_patches: int, device: torch.device | None = None) -> torch.Tensor:
+    """Boolean ``(L, L)`` mask, ``L = num_frames * num_patches``: token i may attend token j iff
+    ``frame(j) <= frame(i)``."""
+    frame = torch.arange(num_frames, device=device).repeat_interleave(num_patches)
+    return frame[None, :] <= frame[:, None]
+
+
+class Attention(nn.Module):
+    """Multi-head attention with ``heads x head_dim`` independent of the token width."""
+
+    def __init__(self, dim: int, heads: int, head_dim: int, dropout: float):
+        super().__init__()
+        self.heads, self.dropout = heads, dropout
+        self.qkv = nn.Linear(dim, 3 * heads * head_dim, bias=False)
+        self.proj = nn.Linear(heads * head_dim, dim)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor | None,
+        past: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """``x (B, L, dim)``; ``past`` keys/values ``(B, heads, L_past, head_dim)`` are prepended.
+        Returns the output and the keys/values of ``x`` (for the cache)."""
+        q, k, v = rearrange(self.qkv(x), "b l (three h d) -> three b h l d", three=3, h=self.heads)
+        new_kv = (k, v)
+        if past is not None:
+            k, v = (
+                torch.cat([past[0].expand(k.shape[0], -1, -1, -1), k], 2),
+                torch.cat([past[1].expand(v.shape[0], -1, -1, -1), v], 2),
+            )
+        p = self.dropout if self.training else 0.0
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
+        return self.proj(rearrange(out, "b h l d -> b l (h d)")), new_kv
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block."""
+
+    def __init__(self, dim: int, heads: int, head_dim: int, mlp_dim: int, dropout: float):
+        super().__init__()
+        self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.attn = Attention(dim, heads, head_dim, dropout)
+        self.mlp = nn.Sequential(
+            nn.Linear(dim, mlp_dim),
+            nn.GELU(),
+            nn.Dropout(dropout),
+            nn.Linear(mlp_dim, dim),
+            nn.Dropout(dropout),
+        )
+
+    def forward(self, x, mask, past=None):
+        a, kv = self.attn(self.norm1(x), mask, past)
+        x = x + a
+        return x + self.mlp(self.norm2(x)), kv
+
+
+@dataclass
+class KVCache:
+    """Per-layer keys/values of the frames seen so far: each ``(B or 1, heads, frames * N, head_dim)``."""
+
+    layers: list[tuple[torch.Tensor, torch.Tensor]]
+    num_frames: int
+
+
+class LatentPredictor(nn.Module):
+    """Block-causal ViT predictor.
+
+    Args:
+        num_patches: tokens per frame ``N``.
+        visual_dim: encoder token dimension ``D``.
+        proprio_dim: proprio dimension ``P`` (0 for none).
+        action_dim: action dimension per model step (env action dim x frameskip).
+        max_frames: temporal positions (longest context, in frames).
+        width: transformer token width (input tokens ``D + 2 * emb_dim`` are projected to it).
+        depth: number of blocks (DINO-WM: 6).
+        heads: attention heads (DINO-WM: 16).
+        head_dim: dimension per head (DINO-WM: 64).
+        mlp_dim: MLP hidden size (DINO-WM: 2048).
+        emb_dim: size of the action and proprio embeddings concatenated to every patch (DINO-WM: 10).
+        dropout: dropout (DINO-WM: 0.1).
+    """
+
+    def __init__(
+        self,
+        num_patches: int,
+        visual_dim: int,
+        proprio_dim: int,
+        action_dim: int,
+        max_frames: int = 8,
+        width: int = 256,
+        depth: int = 4,
+        heads: int = 8,
+        head_dim: int = 32,
+        mlp_dim: int = 512,
+        emb_dim: int = 10,
+        dropout: float = 0.0,
+    ):
+        super().__init__()
+        for name, v in (("num_patches", num_patches), ("visual_dim", visual_dim), ("action_dim", action_dim),
+                        ("max_frames", max_frames), ("width", width), ("depth", depth), ("heads", heads)):  # fmt: skip
+            if v < 1:
+                raise ValueError(f"{name}={v} must be >= 1")
+        self.N, self.D, self.P, self.max_frames = num_patches, visual_dim, proprio_dim, max_frames
+        self.action_emb = nn.Linear(action_dim, emb_dim)
+        self.proprio_emb = nn.Linear(proprio_dim, emb_dim) if proprio_dim else None
+        in_dim = visual_dim + emb_dim + (emb_dim if proprio_dim else 0)
+        self.in_proj = nn.Linear(in_dim, width)
+        self.time_pos = nn.Parameter(torch.zeros(max_frames, 1, width))
+        self.patch_pos = nn.Parameter(torch.zeros(1, num_patches, width))
+        nn.init.trunc_normal_(self.time_pos, std=0.02)
+        nn.init.trunc_normal_(self.patch_pos, std=0.02)
+        self.blocks = nn.ModuleList(Block(width, heads, head_dim, mlp_dim, dropout) for _ in range(depth))
+        self.norm = nn.LayerNorm(width)
+        self.visual_head = nn.Linear(width, visual_dim)
+        self.proprio_head = nn.Linear(width, proprio_dim) if proprio_dim else None
+
+    def _tokens(self, visual, proprio, action, t0: int) -> torch.Tensor:
+        """Frames ``t0 .. t0+T-1``: visual ``(B, T, N, D)``, proprio ``(B, T, P)``, action ``(B, T, A)`` ->
+        ``(B, T*N, width)``."""
+        b, t, n, _ = visual.shape
+        if t0 + t > self.max_frames:
+            raise ValueError(f"context of {t0 + t} frames exceeds max_frames={self.max_frames}")
+        parts = [visual, self.action_emb(action)[:, :, None].expand(b, t, n, -1)]
+        if self.proprio_emb is not None:
+            parts.append(self.proprio_emb(proprio)[:, :, None].expand(b, t, n, -1))
+        x = self.in_proj(torch.cat(parts, -1)) + self.time_pos[t0 : t0 + t] + self.patch_pos
+        return rearrange(x, "b t n w -> b (t n) w")
+
+    def _heads(self, x: torch.Tensor, t: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        x = rearrange(self.norm(x), "b (t n) w -> b t n w", t=t)
+        proprio = self.proprio_head(x).mean(2) if self.proprio_head is not None else None
+        return self.visual_head(x), proprio
+
+    def forward(
+        self, visual: torch.Tensor, proprio: torch.Tensor | None, action: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Teacher-forced prediction over a whole sequence.
+
+        Args:
+            visual: ``(B, T, N, D)`` encoder tokens of frames ``0..T-1``.
+            proprio: ``(B, T, P)`` normalised proprio (or None when ``proprio_dim == 0``).
+            action: ``(B, T, A)`` action taken at each frame.
+
+        Returns:
+            Predictions of frames ``1..T``: visual ``(B, T, N, D)`` and proprio ``(B, T, P)``.
+        """
+        t = visual.shape[1]
+        x = self._tokens(visual, proprio, action, 0)
+        mask = block_causal_mask(t, self.N, x.device)
+        for blk in self.blocks:
+            x, _ = blk(x, mask)
+        return self._heads(x, t)
+
+    def step(
+        self,
+        visual: torch.Tensor,
+        proprio: torch.Tensor | None,
+        action: torch.Tensor,
+        cache: KVCache | None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None, KVCache]:
+        """Append frames to a cached context and predict the frame after each.
+
+        Args:
+            visual / proprio / action: the new frames, ``(B, T_new, ...)``.
+            cache: the context so far (its batch may be 1 and is broadcast), or None to start one.
+
+        Returns:
+            visual ``(B, T_new, N, D)`` and proprio ``(B, T_new, P)`` predictions, and the grown cache.
+        """
+        t0 = 0 if cache is None else cache.num_frames
+        t = visual.shape[1]
+        x = self._tokens(visual, proprio, action, t0)
+        # new tokens see every cached token and the block-causal pattern among themselves
+        mask = block_causal_mask(t0 + t, self.N, x.device)[t0 * self.N :]
+        layers = []
+        for i, blk in enumerate(self.blocks):
+            past = None if cache is None else cache.layers[i]
+            x, (k, v) = blk(x, mask, past)
+            if past is not None:
+                k = torch.cat([past[0].expand(k.shape[0], -1, -1, -1), k], 2)
+                v = torch.cat([past[1].expand(v.shape[0], -1, -1, -1), v], 2)
+            layers.append((k, v))
+        vis, prop = self._heads(x, t)
+        return vis, prop, KVCache(layers, t0 + t)

@@ -1,0 +1,299 @@
+"""The latent world model (DINO-WM): frozen visual encoder + block-causal ViT predictor.
+
+Implements :class:`worldmodels.api.WorldModel`: ``encode`` observations once, ``rollout`` many candidate
+action sequences with a KV cache, ``action_bounds`` / ``to_env_actions`` for planners, ``decode`` for
+looking at imagined frames. Saves and loads as a directory (``config.json`` + ``model.safetensors``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from einops import rearrange
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from worldmodels.encoders.base import Encoder
+from worldmodels.models.latent_predictor import KVCache, LatentPredictor
+
+MODEL_TYPE = "LatentWorldModel"
+
+
+@dataclass
+class LatentState:
+    """Latent frames: ``visual (B, T, N, D)``, normalised ``proprio (B, T, P)`` (or None), and the
+    normalised actions taken between the frames, ``past_actions (B, T-1, A)`` (or None: zeros)."""
+
+    visual: torch.Tensor
+    proprio: torch.Tensor | None = None
+    past_actions: torch.Tensor | None = None
+
+    def __getitem__(self, index) -> LatentState:
+        pick = lambda x: None if x is None else x[index]  # noqa: E731
+        return LatentState(pick(self.visual), pick(self.proprio), pick(self.past_actions))
+
+    @property
+    def batch_size(self) -> int:
+        return self.visual.shape[0]
+
+
+def _encoder_from_config(cfg: dict[str, Any]) -> Encoder:
+    if cfg["name"] == "conv_ae":
+        from worldmodels.encoders.conv_ae import ConvAEEncoder
+
+        return ConvAEEncoder(**cfg["config"])
+    if cfg["name"] == "dinov2":
+        from worldmodels.encoders.dinov2 import DinoV2Encoder
+
+        # weights are in model.safetensors; build the architecture only, then restore the recorded name
+        enc = DinoV2Encoder(**{**cfg["config"], "weights": "random"})
+        enc.name = cfg["display_name"]
+        return enc
+    raise ValueError(f"encoder {cfg['name']!r} in config.json is not known; allowed: conv_ae, dinov2")
+
+
+class LatentWorldModel(nn.Module):
+    """Encoder + predictor + normalisation statistics.
+
+    Args:
+        encoder: the (frozen) visual encoder.
+        encoder_config: ``{"name": ..., "config": {...}}`` to rebuild the encoder's architecture.
+        predictor_config: keyword arguments of :class:`LatentPredictor`.
+        stats: ``proprio_mean/std (P,)`` and ``action_mean/std (A * frameskip,)``.
+        frameskip: env steps per model step.
+        num_hist: history frames the model was trained with (minimum context for planning).
+        img_size: image size the encoder expects.
+        env_id: the environment the data came from.
+        env_action_low / env_action_high: env action bounds ``(A,)``.
+    """
+
+    def __init__(
+        self,
+        encoder: Encoder,
+        encoder_config: dict[str, Any],
+        predictor_config: dict[str, Any],
+        stats: dict[str, torch.Tensor],
+        frameskip: int,
+        num_hist: int,
+        img_size: int,
+        env_id: str = "",
+        env_action_low: list[float] | None = None,
+        env_action_high: list[float] | None = None,
+    ):
+        super().__init__()
+        self.encoder = encoder.requires_grad_(False).eval()
+        self.predictor = LatentPredictor(**predictor_config)
+        self.encoder_config, self.predictor_config = encoder_config, dict(predictor_config)
+        self.frameskip, self.num_hist, self.img_size, self.env_id = frameskip, num_hist, img_size, env_id
+        self.action_dim = predictor_config["action_dim"]
+        env_dim = self.action_dim // frameskip
+        low = torch.as_tensor(
+            env_action_low if env_action_low is not None else [-1.0] * env_dim, dtype=torch.float32
+        )
+        high = torch.as_tensor(
+            env_action_high if env_action_high is not None else [1.0] * env_dim, dtype=torch.float32
+        )
+        self.register_buffer("env_action_low", low)
+        self.register_buffer("env_action_high", high)
+        for key in ("proprio_mean", "proprio_std", "action_mean", "action_std"):
+            self.register_buffer(key, torch.as_tensor(stats[key], dtype=torch.float32).clone())
+
+    def train(self, mode: bool = True) -> LatentWorldModel:
+        super().train(mode)
+        self.encoder.eval()  # frozen
+        return self
+
+    # ------------------------------------------------------------------ normalisation
+    def normalize_proprio(self, proprio: torch.Tensor) -> torch.Tensor:
+        return (proprio - self.proprio_mean) / self.proprio_std
+
+    def normalize_action(self, actions: torch.Tensor) -> torch.Tensor:
+        """Env actions grouped per model step ``(..., A * frameskip)`` -> planning actions."""
+        return (actions - self.action_mean) / self.action_std
+
+    def action_bounds(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Planning-action bounds ``(A * frameskip,)`` from the env's action space."""
+        low = self.normalize_action(self.env_action_low.repeat(self.frameskip))
+        high = self.normalize_action(self.env_action_high.repeat(self.frameskip))
+        return low, high
+
+    def to_env_actions(self, actions: torch.Tensor) -> torch.Tensor:
+        """Planning actions ``(H, A * frameskip)`` -> env actions ``(H * frameskip, A)``, clamped."""
+        env = actions * self.action_std + self.action_mean
+        env = rearrange(env, "h (s a) -> (h s) a", s=self.frameskip)
+        return torch.maximum(torch.minimum(env, self.env_action_high), self.env_action_low)
+
+    # ------------------------------------------------------------------ the API
+    @torch.no_grad()
+    def encode(self, obs: dict[str, torch.Tensor], past_actions: torch.Tensor | None = None) -> LatentState:
+        """Observations -> latent state.
+
+        Args:
+            obs: ``pixels`` uint8 ``(B, T, 3, H, W)`` (or ``features (B, T, N, D)`` from a feature cache)
+                and raw ``proprio (B, T, P)``.
+            past_actions: normalised actions between the T frames, ``(B, T-1, A * frameskip)``.
+        """
+        if "features" in obs:
+            visual = obs["features"].float()
+        else:
+            pixels = obs["pixels"]
+            if pixels.shape[-1] != self.img_size:
+                raise ValueError(
+                    f"obs['pixels'] has size {tuple(pixels.shape[-2:])}, the model expects {self.img_size}"
+                )
+            visual = self.encoder(pixels)
+        proprio = self.normalize_proprio(obs["proprio"].float()) if self.predictor.P else None
+        return LatentState(visual, proprio, past_actions)
+
+    def rollout(self, state: LatentState, actions: torch.Tensor) -> LatentState:
+        """Imagine ``H`` frames for each of ``B`` action sequences, with a KV cache.
+
+        Args:
+            state: history of ``T`` frames; batch 1 is broadcast to ``B`` (encoded once, never copied).
+            actions: normalised planning actions ``(B, H, A * frameskip)``; ``actions[:, 0]`` is taken at the
+                last history frame.
+
+        Returns:
+            ``LatentState`` with the ``H`` predicted frames (``visual (B, H, N, D)``, ``proprio (B, H, P)``).
+        """
+        b, horizon, _ = actions.shape
+        t_hist = state.visual.shape[1]
+        max_frames = self.predictor.max_frames
+        if t_hist > max_frames:  # keep the newest max_frames frames of a long history
+            state = LatentState(
+                state.visual[:, -max_frames:],
+                None if state.proprio is None else state.proprio[:, -max_frames:],
+                None if state.past_actions is None else state.past_actions[:, -(max_frames - 1) :],
+            )
+            t_hist = max_frames
+        past = state.past_actions
+        if past is None:
+            past = actions.new_zeros(state.batch_size, t_hist - 1, self.action_dim)
+        cache: KVCache | None = None
+        if t_hist > 1:  # history except its last frame: independent of the candidates, at the state's batch
+            _, _, cache = self.predictor.step(
+                state.visual[:, :-1], None if state.proprio is None else state.proprio[:, :-1], past, None
+            )
+        # the whole sequence so far (for sliding when the context outgrows max_frames)
+        seq_v = list(state.visual.unbind(1))
+        seq_p = None if state.proprio is None else list(state.proprio.unbind(1))
+        seq_a = list(past.unbind(1))
+        vis = state.visual[:, -1:].expand(b, -1, -1, -1)
+        prop = None if state.proprio is None else state.proprio[:, -1:].expand(b, -1, -1)
+        out_v, out_p = [], []
+        for h in range(horizon):
+            act = actions[:, h : h + 1]
+            if cache is not None and cache.num_frames + 1 > max_frames:
+                # slide: recompute the last max_frames - 1 frames (exact under the sliding semantics)
+                keep = max_frames - 1
+                v_ctx = torch.stack([x.expand(b, *x.shape[1:]) for x in seq_v[-keep - 1 : -1]], 1)
+                p_ctx = (
+                    None
+                    if seq_p is None
+                    else torch.stack([x.expand(b, -1) for x in seq_p[-keep - 1 : -1]], 1)
+                )
+                a_ctx = torch.stack([x.expand(b, -1) for x in seq_a[-keep:]], 1)
+                _, _, cache = self.predictor.step(v_ctx, p_ctx, a_ctx, None)
+            pv, pp, cache = self.predictor.step(vis, prop, act, cache)
+            out_v.append(pv[:, 0])
+            seq_a.append(act[:, 0])
+            seq_v.append(pv[:, 0])
+            if pp is not None:
+                out_p.append(pp[:, 0])
+                seq_p.append(pp[:, 0])
+            vis, prop = pv, pp
+        return LatentState(torch.stack(out_v, 1), torch.stack(out_p, 1) if out_p else None)
+
+    def rollout_naive(self, state: LatentState, actions: torch.Tensor) -> LatentState:
+        """Reference rollout: recompute the whole sequence with the full forward at every imagined step
+        (what DINO-WM's planner does). Same semantics as :meth:`rollout`, for tests and benchmarks."""
+        b, horizon, _ = actions.shape
+        max_frames = self.predictor.max_frames
+        v = state.visual.expand(b, -1, -1, -1)
+        p = None if state.proprio is None else state.proprio.expand(b, -1, -1)
+        t_hist = v.shape[1]
+        past = state.past_actions
+        if past is None:
+            past = actions.new_zeros(1, t_hist - 1, self.action_dim)
+        a = past.expand(b, -1, -1)
+        out_v, out_p = [], []
+        for h in range(horizon):
+            a = torch.cat([a, actions[:, h : h + 1]], 1)
+            s = slice(-max_frames, None)
+            pv, pp = self.predictor(v[:, s], None if p is None else p[:, s], a[:, s])
+            out_v.append(pv[:, -1])
+            v = torch.cat([v, pv[:, -1:]], 1)
+            if pp is not None:
+                out_p.append(pp[:, -1])
+                p = torch.cat([p, pp[:, -1:]], 1)
+        return LatentState(torch.stack(out_v, 1), torch.stack(out_p, 1) if out_p else None)
+
+    @torch.no_grad()
+    def decode(self, state: LatentState) -> torch.Tensor | None:
+        """Images ``(B, T, 3, H, W)`` in [0, 1] from latent frames, when the encoder has a decoder."""
+        if not hasattr(self.encoder, "decode_tokens"):
+            return None
+        return self.encoder.decode_tokens(state.visual.float()).clamp(0, 1)
+
+    # ------------------------------------------------------------------ save / load
+    def config(self) -> dict[str, Any]:
+        return {
+            "type": MODEL_TYPE,
+            "encoder": {**self.encoder_config, "display_name": self.encoder.name},
+            "predictor": self.predictor_config,
+            "frameskip": self.frameskip,
+            "num_hist": self.num_hist,
+            "img_size": self.img_size,
+            "env_id": self.env_id,
+            "env_action_low": self.env_action_low.tolist(),
+            "env_action_high": self.env_action_high.tolist(),
+        }
+
+    def save_pretrained(self, directory: str | os.PathLike) -> None:
+        """Write ``config.json`` + ``model.safetensors`` (atomically, file by file)."""
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        tensors = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
+        save_file(tensors, d / "model.safetensors.tmp")
+        os.replace(d / "model.safetensors.tmp", d / "model.safetensors")
+        (d / "config.json.tmp").write_text(json.dumps(self.config(), indent=1))
+        os.replace(d / "config.json.tmp", d / "config.json")
+
+    @classmethod
+    def from_pretrained(
+        cls, directory: str | os.PathLike, map_location: str | torch.device = "cpu"
+    ) -> LatentWorldModel:
+        """Load a directory written by :meth:`save_pretrained` (safetensors only)."""
+        d = Path(directory)
+        path = d / "config.json"
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: no saved model here")
+        cfg = json.loads(path.read_text())
+        if cfg.get("type") != MODEL_TYPE:
+            raise ValueError(f"{path}: key 'type' is {cfg.get('type')!r}, expected {MODEL_TYPE!r}")
+        tensors = load_file(d / "model.safetensors", device=str(map_location))
+        stats = {k: tensors[k] for k in ("proprio_mean", "proprio_std", "action_mean", "action_std")}
+        model = cls(
+            _encoder_from_config(cfg["encoder"]),
+            {k: v for k, v in cfg["encoder"].items() if k != "display_name"},
+            cfg["predictor"],
+            stats,
+            cfg["frameskip"],
+            cfg["num_hist"],
+            cfg["img_size"],
+            cfg.get("env_id", ""),
+            cfg["env_action_low"],
+            cfg["env_action_high"],
+        )
+        missing, unexpected = model.load_state_dict(tensors, strict=False)
+        if missing or unexpected:
+            raise ValueError(
+                f"{d / 'model.safetensors'}: weights do not match the architecture in config.json "
+                f"(missing {missing[:3]}, unexpected {unexpected[:3]})"
+            )
+        return model.eval()
