@@ -1,0 +1,180 @@
+"""LightningModule for the latent world model (DINO-WM), fed by :class:`FrameWindowDataModule`.
+
+Shapes and statistics come from the DataModule in ``setup``: the model is built there, so ``fit``,
+``validate``, ``test`` and checkpoint resume all work from the same config.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+
+from worldmodels.encoders import build_encoder
+from worldmodels.encoders.base import Encoder
+from worldmodels.models.latent_world_model import LatentWorldModel
+
+ENCODER_CHOICES = ("conv_ae", "dinov2")
+
+
+class LatentWorldModelModule(L.LightningModule):
+    """Teacher-forced next-frame training of the block-causal predictor on frozen encoder tokens.
+
+    Args:
+        encoder: ``conv_ae`` (offline, pre-trained by ``worldmodels pretrain-encoder``) or ``dinov2``.
+        encoder_path: ``conv_ae``: the pre-trained encoder directory (required).
+        dinov2_model: ``dinov2``: timm model name.
+        dinov2_weights: ``dinov2``: weights file, ``hf-cache``, or ``random`` (explicit random weights).
+        encoder_img_size: image size fed to the encoder (DINO-WM: 224; CPU profile: 64).
+        use_feature_cache: encode every frame once and train on cached tokens (built on first use).
+        width: predictor token width.
+        depth: predictor blocks (DINO-WM: 6).
+        heads: attention heads (DINO-WM: 16).
+        head_dim: dimension per head (DINO-WM: 64).
+        mlp_dim: MLP hidden size (DINO-WM: 2048).
+        emb_dim: action / proprio embedding size concatenated to every patch (DINO-WM: 10).
+        dropout: dropout in the predictor (DINO-WM: 0.1).
+        proprio_weight: weight of the proprio term in the loss.
+        lr: AdamW learning rate (DINO-WM code: 5e-4).
+        weight_decay: AdamW weight decay.
+    """
+
+    def __init__(
+        self,
+        encoder: str = "conv_ae",
+        encoder_path: str | None = None,
+        dinov2_model: str = "vit_small_patch14_dinov2",
+        dinov2_weights: str = "hf-cache",
+        encoder_img_size: int = 64,
+        use_feature_cache: bool = True,
+        width: int = 256,
+        depth: int = 4,
+        heads: int = 8,
+        head_dim: int = 32,
+        mlp_dim: int = 512,
+        emb_dim: int = 10,
+        dropout: float = 0.0,
+        proprio_weight: float = 1.0,
+        lr: float = 5e-4,
+        weight_decay: float = 1e-2,
+    ):
+        super().__init__()
+        if encoder not in ENCODER_CHOICES:
+            raise ValueError(f"encoder={encoder!r}; allowed values: {ENCODER_CHOICES}")
+        if encoder == "conv_ae" and not encoder_path:
+            raise ValueError("encoder_path is required for encoder='conv_ae' (run `worldmodels pretrain-encoder`)")
+        self.save_hyperparameters()
+        self.model: LatentWorldModel | None = None
+
+    def _build_encoder(self) -> tuple[Encoder, dict]:
+        h = self.hparams
+        if h.encoder == "conv_ae":
+            enc = build_encoder("conv_ae", path=h.encoder_path)
+        else:
+            enc = build_encoder("dinov2", model_name=h.dinov2_model, weights=h.dinov2_weights, img_size=h.encoder_img_size)
+        enc.check_size(h.encoder_img_size, h.encoder_img_size)
+        return enc, {"name": h.encoder, "config": {k: v for k, v in enc.config.items()}}
+
+    def setup(self, stage: str) -> None:
+        if self.model is not None:
+            return
+        dm = self.trainer.datamodule
+        store = dm.store
+        if "pixels" not in store.keys:
+            raise ValueError(f"{store.root}: key 'pixels' is missing; the latent world model needs a visual dataset")
+        h = self.hparams
+        encoder, enc_cfg = self._build_encoder()
+        if h.use_feature_cache:
+            from worldmodels.encoders.cache import build_feature_cache
+
+            key = build_feature_cache(store, encoder, h.encoder_img_size)
+            dm.feature_key, dm.keys = key, tuple(k for k in dm.keys if k != "pixels")
+        else:
+            dm.img_size = h.encoder_img_size
+        dm.setup(stage)
+        stats = dm.stats
+        space = store.manifest.get("action_space", {})
+        env_dim = stats["action_mean"].numel() // dm.frameskip
+        low = [float(space.get("low", -1.0))] * env_dim
+        high = [float(space.get("high", 1.0))] * env_dim
+        predictor = {
+            "num_patches": encoder.num_patches(h.encoder_img_size, h.encoder_img_size),
+            "visual_dim": encoder.embed_dim,
+            "proprio_dim": int(stats["proprio_mean"].numel()) if "proprio_mean" in stats else 0,
+            "action_dim": int(stats["action_mean"].numel()),
+            "max_frames": dm.num_hist + dm.num_pred,
+            "width": h.width,
+            "depth": h.depth,
+            "heads": h.heads,
+            "head_dim": h.head_dim,
+            "mlp_dim": h.mlp_dim,
+            "emb_dim": h.emb_dim,
+            "dropout": h.dropout,
+        }
+        stats = {k: stats[k] for k in ("proprio_mean", "proprio_std", "action_mean", "action_std")}
+        self.model = LatentWorldModel(
+            encoder, enc_cfg, predictor, stats, dm.frameskip, dm.num_hist, h.encoder_img_size, store.env_id, low, high
+        )
+
+    def _latents(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        if "features" in batch:
+            return batch["features"].float()
+        with torch.no_grad():
+            return self.model.encoder(batch["pixels"])
+
+    def _losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        z = self._latents(batch)
+        p = batch.get("proprio")
+        a = batch["action"]
+        pred_z, pred_p = self.model.predictor(z[:, :-1], None if p is None else p[:, :-1], a[:, :-1])
+        out = {"mse_visual": F.mse_loss(pred_z.float(), z[:, 1:]), "copy_last_visual": F.mse_loss(z[:, :-1], z[:, 1:])}
+        if pred_p is not None:
+            out["mse_proprio"] = F.mse_loss(pred_p.float(), p[:, 1:])
+            out["copy_last_proprio"] = F.mse_loss(p[:, :-1], p[:, 1:])
+        w = self.hparams.proprio_weight
+        out["loss"] = out["mse_visual"] + w * out.get("mse_proprio", 0.0)
+        out["mse"] = out["loss"]
+        out["copy_last_mse"] = out["copy_last_visual"] + w * out.get("copy_last_proprio", 0.0)
+        return out
+
+    def training_step(self, batch, batch_idx):
+        out = self._losses(batch)
+        bs = batch["action"].shape[0]
+        self.log("train/loss", out["loss"], prog_bar=True, batch_size=bs)
+        self.log("train/mse_visual", out["mse_visual"], batch_size=bs)
+        return out["loss"]
+
+    def _eval_step(self, batch, prefix: str):
+        out = self._losses(batch)
+        bs = batch["action"].shape[0]
+        for k, v in out.items():
+            if k != "loss":
+                self.log(f"{prefix}/{k}", v, prog_bar=k in ("mse", "copy_last_mse"), batch_size=bs, sync_dist=True)
+
+    def validation_step(self, batch, batch_idx):
+        self._eval_step(batch, "val")
+
+    def test_step(self, batch, batch_idx):
+        self._eval_step(batch, "test")
+
+    def configure_optimizers(self):
+        params = [p for p in self.model.predictor.parameters() if p.requires_grad]
+        return torch.optim.AdamW(params, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+
+
+class SavePretrained(L.Callback):
+    """At the end of fit, write the model as ``<default_root_dir>/model`` (``save_pretrained``) and the
+    final metrics as ``<default_root_dir>/model/metrics.json``."""
+
+    def on_fit_end(self, trainer: L.Trainer, pl_module: LatentWorldModelModule) -> None:
+        if not trainer.is_global_zero:
+            return
+        out = Path(trainer.default_root_dir) / "model"
+        pl_module.model.save_pretrained(out)
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        metrics["global_step"] = trainer.global_step
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
+        print(f"saved the trained world model to {out}")
