@@ -87,6 +87,14 @@ def clamp(actions: Tensor, low: Tensor, high: Tensor) -> Tensor:
     return torch.maximum(torch.minimum(actions, high), low)
 
 
+def initial_mean(horizon: int, low: Tensor, high: Tensor, init: Tensor | None) -> Tensor:
+    """The search's starting plan ``(horizon, action_dim)``: ``init`` (already clamped) or the middle of the
+    box (for z-scored planning actions that is about the dataset's mean action, DINO-WM's zero init)."""
+    if init is not None:
+        return init.clone()
+    return ((low + high) / 2).expand(horizon, -1).clone()
+
+
 def evaluate_costs(cost_fn: CostFn, actions: Tensor) -> Tensor:
     """``cost_fn(actions)`` checked to be ``(S,)`` and finite-or-inf (NaN -> ``+inf`` so it is never chosen)."""
     costs = cost_fn(actions)
@@ -126,11 +134,10 @@ def colored_noise(
         imag[..., -1] = 0.0
         real[..., -1] *= 2**0.5
     noise = torch.fft.irfft(torch.complex(real, imag), n=horizon, dim=-1)
-    # expected variance per time step: sum over the one-sided spectrum, scaled by irfft's 1/n
-    w = scale.clone()
-    w[1:] *= 2**0.5 if horizon % 2 else 1.0
-    var = (2 * (scale[1:] ** 2).sum() + 2 * scale[0] ** 2) / horizon**2
+    # exact variance of each time step: (2 s_0^2 + 4 sum_k s_k^2 [+ 2 s_nyq^2 for even n]) / n^2
+    inner = scale[1:-1] if horizon % 2 == 0 else scale[1:]
+    var = 2 * scale[0] ** 2 + 4 * (inner**2).sum()
     if horizon % 2 == 0:
-        var = var + (2 * scale[-1] ** 2 - 2 * scale[-1] ** 2) / horizon**2
-    noise = noise / var.sqrt().to(noise)
+        var = var + 2 * scale[-1] ** 2
+    noise = noise / (var.sqrt() / horizon).to(noise)
     return rearrange(noise, "s a t -> s t a").to(like.dtype)

@@ -1,11 +1,18 @@
-"""Cross-entropy method (DINO-WM's planner): Gaussian over action sequences, refit to the top-k."""
+"""Cross-entropy method (DINO-WM's planner): a diagonal Gaussian over action sequences, refit to the top-k.
+
+Each iteration draws ``samples`` sequences ``mean + std * eps`` (clamped into the box; sample 0 is the
+current mean), scores them with ``cost_fn`` and refits ``mean`` / ``std`` to the ``topk`` cheapest. The plan
+is the final mean, as in DINO-WM.
+"""
 
 from __future__ import annotations
+
+from typing import ClassVar
 
 import torch
 from torch import Tensor
 
-from planners.base import PlanResult, check_plan_args, clamp, initial_mean
+from planners.base import PlanResult, check_plan_args, clamp, evaluate_costs, initial_mean
 from worldmodels.api import CostFn
 
 
@@ -16,9 +23,11 @@ class CEM:
         samples: candidate sequences per iteration (DINO-WM: 300).
         topk: elites used to refit the Gaussian (DINO-WM: 30).
         iterations: refinement iterations (DINO-WM: 30; 10 for PointMaze and Wall).
-        var_scale: initial standard deviation as a fraction of the action range half-width (DINO-WM: 1).
-        min_std: floor on the standard deviation.
+        var_scale: initial standard deviation in planning-action units (DINO-WM: 1 on z-scored actions).
+        min_std: floor on the standard deviation, so the search never freezes completely.
     """
+
+    differentiable: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -28,34 +37,47 @@ class CEM:
         var_scale: float = 1.0,
         min_std: float = 1e-3,
     ):
-        if not 0 < topk <= samples:
+        if samples < 2:
+            raise ValueError(f"samples={samples} must be >= 2")
+        if not 1 <= topk <= samples:
             raise ValueError(f"topk={topk} must be in [1, samples={samples}]")
         if iterations < 1:
             raise ValueError(f"iterations={iterations} must be >= 1")
-        self.samples, self.topk, self.iterations, self.var_scale, self.min_std = (
-            samples,
-            topk,
-            iterations,
-            var_scale,
-            min_std,
-        )
+        if var_scale <= 0 or min_std < 0:
+            raise ValueError(f"var_scale={var_scale} must be > 0 and min_std={min_std} >= 0")
+        self.samples, self.topk, self.iterations = samples, topk, iterations
+        self.var_scale, self.min_std = var_scale, min_std
 
-    def plan(self, cost_fn: CostFn, *, horizon: int, action_dim: int, low: Tensor, high: Tensor,
-             init: Tensor | None = None, generator: torch.Generator) -> PlanResult:  # fmt: skip
-        check_plan_args(horizon, action_dim, low, high, init)
+    def plan(
+        self,
+        cost_fn: CostFn,
+        *,
+        horizon: int,
+        action_dim: int,
+        low: Tensor,
+        high: Tensor,
+        init: Tensor | None = None,
+        generator: torch.Generator,
+    ) -> PlanResult:
+        """Minimise ``cost_fn`` over ``(horizon, action_dim)`` sequences in ``[low, high]``; see
+        :class:`planners.base.Planner`. ``info``: ``cost`` (best sample) and ``cost_mean`` (elites) per
+        iteration."""
+        low, high, init = check_plan_args(horizon, action_dim, low, high, init)
         mean = initial_mean(horizon, low, high, init)
-        std = (self.var_scale * (high - low) / 2).expand(horizon, -1).clone()
-        trace = []
+        std = torch.full_like(mean, self.var_scale)
+        best_trace, elite_trace = [], []
         for _ in range(self.iterations):
-            noise = torch.randn(
+            eps = torch.randn(
                 self.samples, horizon, action_dim, generator=generator, device=low.device, dtype=low.dtype
             )
-            cand = clamp(mean + std * noise, low, high)
+            cand = clamp(mean + std * eps, low, high)
             cand[0] = mean  # sample 0 is the current mean (DINO-WM)
-            costs = cost_fn(cand)
-            order = torch.argsort(costs)
-            elites = cand[order[: self.topk]]
-            mean, std = elites.mean(0), elites.std(0).clamp_min(self.min_std)
-            trace.append(costs[order[: self.topk]].mean().item())
-        # like DINO-WM, the plan is the final mean (the first sample of a next iteration)
-        return PlanResult(mean, float(cost_fn(mean[None])[0]), {"elite_cost": trace})
+            costs = evaluate_costs(cost_fn, cand)
+            top_costs, idx = torch.topk(costs, self.topk, largest=False)
+            elites = cand[idx]
+            mean = elites.mean(0)
+            std = elites.std(0, correction=0).clamp_min(self.min_std)
+            best_trace.append(float(top_costs[0]))
+            elite_trace.append(float(top_costs.mean()))
+        cost = float(evaluate_costs(cost_fn, mean[None])[0])
+        return PlanResult(mean, cost, {"cost": best_trace, "cost_mean": elite_trace})

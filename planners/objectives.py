@@ -1,40 +1,66 @@
-"""Objectives ``cost(pred_state, actions (B, H, A)) -> (B,)`` and chunked cost functions for planners."""
+"""Objectives ``objective(pred_state, actions (B, H, A)) -> (B,)`` and chunked cost functions.
+
+An objective scores the states a world model predicted for ``B`` candidate action sequences. Predicted
+states are duck-typed: goal distances read ``pred.visual (B, H, N, D)`` and ``pred.proprio (B, H, P)``
+(or ``None``), e.g. :class:`worldmodels.models.latent_world_model.LatentState`; returns read
+``pred.reward (B, H)``. :func:`make_cost_fn` binds a model, its encoded start state and an objective into
+the ``cost_fn(actions) -> (B,)`` that planners minimise.
+"""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import Tensor
 
-from worldmodels.api import CostFn, Objective
+from worldmodels.api import CostFn, Objective, WorldModel
 
 
 class GoalDistance:
-    """Distance to a goal in the model's latent space (DINO-WM): MSE between predicted and goal patch
-    features, plus ``alpha`` times the MSE between predicted and goal (normalised) proprio.
+    """Distance to a goal in the model's latent space (DINO-WM): mean squared error between predicted and
+    goal visual features, plus ``alpha`` times the mean squared error between predicted and goal proprio
+    (both as the model represents them, e.g. normalised proprio).
 
     Args:
-        goal: latent goal with ``visual (1, 1, N, D)`` and ``proprio (1, 1, P)`` (from ``model.encode``).
+        goal: encoded goal with ``visual (1, T, N, D)`` and ``proprio (1, T, P)`` or ``None`` (from
+            ``model.encode`` of the goal observation; its last frame is the goal).
         alpha: weight of the proprio term (DINO-WM: 1 for Wall/PushT, 0 for PointMaze).
-        mode: ``"last"`` (last predicted frame, DINO-WM) or ``"all"`` (every frame, discounted).
-        discount: ``"all"``: frame ``h`` of ``H`` weighs ``discount ** (H - 1 - h)`` (the last weighs 1).
+        mode: ``"last"``: the last predicted frame only (DINO-WM); ``"all"``: every predicted frame,
+            frame ``h`` of ``H`` weighted ``discount ** (H - 1 - h)`` (the last weighs 1), normalised by
+            the sum of the weights.
+        discount: frame discount of ``mode="all"``, in (0, 1].
     """
 
-    def __init__(self, goal: Any, alpha: float = 1.0, mode: str = "last", discount: float = 0.9):
+    def __init__(
+        self, goal: Any, alpha: float = 1.0, mode: Literal["last", "all"] = "last", discount: float = 0.9
+    ):
         if mode not in ("last", "all"):
             raise ValueError(f"mode={mode!r}; allowed values: 'last', 'all'")
-        self.goal, self.alpha, self.mode, self.discount = goal, alpha, mode, discount
+        if alpha < 0:
+            raise ValueError(f"alpha={alpha} must be >= 0")
+        if not 0 < discount <= 1:
+            raise ValueError(f"discount={discount} must be in (0, 1]")
+        if getattr(goal, "visual", None) is None:
+            raise ValueError("goal must have a 'visual' tensor (1, T, N, D), e.g. model.encode(goal_obs)")
+        self.goal_visual = goal.visual[:, -1:]
+        proprio = getattr(goal, "proprio", None)
+        self.goal_proprio = None if proprio is None else proprio[:, -1:]
+        self.alpha, self.mode, self.discount = alpha, mode, discount
 
     def per_frame(self, pred: Any) -> Tensor:
-        """``(B, H)`` cost of every predicted frame."""
-        cost = ((pred.visual - self.goal.visual[:, -1:]) ** 2).mean(dim=(-1, -2))
-        if self.alpha and pred.proprio is not None and self.goal.proprio is not None:
-            cost = cost + self.alpha * ((pred.proprio - self.goal.proprio[:, -1:]) ** 2).mean(-1)
+        """``(B, H)``: the cost of every predicted frame."""
+        goal_visual = self.goal_visual.to(pred.visual)
+        cost = (pred.visual - goal_visual).pow(2).mean(dim=(-1, -2))
+        proprio = getattr(pred, "proprio", None)
+        if self.alpha and proprio is not None and self.goal_proprio is not None:
+            cost = cost + self.alpha * (proprio - self.goal_proprio.to(proprio)).pow(2).mean(-1)
         return cost
 
     def __call__(self, pred: Any, actions: Tensor) -> Tensor:
+        """``(B,)`` goal distance of each candidate's predicted frames."""
         cost = self.per_frame(pred)
         if self.mode == "last":
             return cost[:, -1]
@@ -44,39 +70,64 @@ class GoalDistance:
 
 
 class NegativeReturn:
-    """``-sum_h gamma^h r_h`` for models whose predicted state carries ``reward (B, H)``.
+    """``-sum_h gamma^h r_h``: for models that predict rewards.
 
     Args:
-        gamma: discount.
+        gamma: discount in (0, 1].
+        reward_fn: ``reward_fn(pred, actions) -> (B, H)``; by default ``pred.reward``.
     """
 
-    def __init__(self, gamma: float = 0.99):
-        self.gamma = gamma
+    def __init__(self, gamma: float = 0.99, reward_fn: Callable[[Any, Tensor], Tensor] | None = None):
+        if not 0 < gamma <= 1:
+            raise ValueError(f"gamma={gamma} must be in (0, 1]")
+        self.gamma, self.reward_fn = gamma, reward_fn
 
     def __call__(self, pred: Any, actions: Tensor) -> Tensor:
-        r = pred.reward
+        """``(B,)`` negative discounted predicted return."""
+        if self.reward_fn is not None:
+            r = self.reward_fn(pred, actions)
+        elif getattr(pred, "reward", None) is not None:
+            r = pred.reward
+        else:
+            raise ValueError(
+                "predicted states carry no 'reward'; pass reward_fn= or use a model that predicts rewards"
+            )
         w = self.gamma ** torch.arange(r.shape[1], device=r.device, dtype=r.dtype)
         return -(r * w).sum(1)
 
 
 def make_cost_fn(
-    rollout: Callable[[Any, Tensor], Any],
+    model: WorldModel,
     state: Any,
     objective: Objective,
+    *,
     chunk_size: int | None = None,
-    grad: bool = False,
+    differentiable: bool = False,
 ) -> CostFn:
-    """``actions (S, H, A) -> (S,)``: roll the model out from ``state`` (encoded once; batch 1 broadcast)
-    and score with ``objective``, ``chunk_size`` candidates at a time (bounded memory); under
-    ``torch.inference_mode`` unless ``grad`` (gradient planners)."""
+    """Bind a model, its encoded state and an objective into a planner's cost function.
+
+    ``cost_fn(actions (S, H, A)) -> (S,)`` rolls the model out from ``state`` (batch 1, encoded once and
+    broadcast by ``model.rollout``) and scores the prediction with ``objective``, ``chunk_size`` candidates
+    at a time so peak memory is bounded by the chunk, not by ``S``.
+
+    Args:
+        model: any :class:`worldmodels.api.WorldModel`.
+        state: ``model.encode(...)`` of the current observation history (batch 1).
+        objective: ``objective(pred_state, actions) -> (B,)``.
+        chunk_size: candidates per model call (``None``: all at once).
+        differentiable: keep the autograd graph (gradient planners); otherwise the rollouts run under
+            ``torch.inference_mode()``.
+    """
     if chunk_size is not None and chunk_size < 1:
-        raise ValueError(f"chunk_size={chunk_size} must be >= 1")
+        raise ValueError(f"chunk_size={chunk_size} must be >= 1 or None")
 
     def cost_fn(actions: Tensor) -> Tensor:
+        if actions.ndim != 3:
+            raise ValueError(f"actions has shape {tuple(actions.shape)}, expected (S, horizon, action_dim)")
         size = chunk_size or actions.shape[0]
-        if grad:
-            return torch.cat([objective(rollout(state, a), a) for a in actions.split(size)])
-        with torch.inference_mode():
-            return torch.cat([objective(rollout(state, a), a) for a in actions.split(size)]).clone()
+        ctx = contextlib.nullcontext() if differentiable else torch.inference_mode()
+        with ctx:
+            costs = torch.cat([objective(model.rollout(state, a), a) for a in actions.split(size)])
+        return costs if differentiable else costs.clone()
 
     return cost_fn
