@@ -44,7 +44,11 @@ def main(argv: list[str] | None = None) -> int:
         "--fit-args", default="", help="extra Lightning CLI arguments for the fit stage (one string)"
     )
     p.add_argument("--encoder-args", default="", help="extra arguments for pretrain-encoder (one string)")
-    p.add_argument("--plan-args", default="", help="extra arguments for `planners eval` (one string)")
+    p.add_argument(
+        "--plan-args",
+        default="--samples 100 --topk 10 --iters 5 --execute 2",
+        help="extra arguments for `planners eval` (one string; default: a CPU-sized CEM)",
+    )
     args = p.parse_args(argv)
     stages = [s.strip() for s in args.stages.split(",") if s.strip()]
     bad = [s for s in stages if s not in STAGES]
