@@ -23,7 +23,7 @@ def cache_key(encoder: Encoder, img_size: int) -> str:
 
 def prepare_frames(pixels: np.ndarray | torch.Tensor, img_size: int | None) -> torch.Tensor:
     """``(T, H, W, 3)`` uint8 -> ``(T, 3, S, S)`` uint8 channel-first, resized (antialiased) to ``img_size``."""
-    x = rearrange(torch.as_tensor(np.asarray(pixels)), "t h w c -> t c h w")
+    x = rearrange(torch.as_tensor(np.array(pixels)), "t h w c -> t c h w")
     if img_size is not None and x.shape[-1] != img_size:
         x = F.interpolate(x.float(), size=(img_size, img_size), mode="bilinear", antialias=True)
         x = x.round().clamp(0, 255).to(torch.uint8)
