@@ -1,13 +1,17 @@
 """The ``planners`` command.
 
-planners eval --model runs/demo/fit/model --env worldmodels/Wall-v0 --planner cem --mpc --pairs 50 --seed 0 --out runs/eval
+planners eval --model runs/demo/fit/model --env worldmodels/Wall-v0 --planner cem --mpc --pairs 50 \\
+    --seed 0 --out runs/eval [--horizon 5 --samples 300 --topk 30 --iters 30 --chunk-size 100]
+
+Prints the success rate with its 95 % Wilson interval and the planning time per planner call, and writes
+``results.json``, one mp4 per pair and ``plot.png`` under ``--out`` (see :mod:`planners.evaluate`).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
+from typing import Any
 
 from planners import PLANNERS
 
@@ -21,59 +25,92 @@ def _parser() -> argparse.ArgumentParser:
     )
     e.add_argument("--env", required=True, help="env id, e.g. worldmodels/Wall-v0")
     e.add_argument("--planner", default="cem", choices=PLANNERS)
-    e.add_argument("--mpc", action="store_true", help="re-plan after --execute model steps (else open loop)")
-    e.add_argument("--pairs", type=int, default=50)
-    e.add_argument("--seed", type=int, default=0)
-    e.add_argument("--out", default=None, help="directory for results.json, videos, plot.png")
-    e.add_argument("--horizon", type=int, default=5)
-    e.add_argument("--execute", type=int, default=1, help="MPC: model steps executed per plan")
-    e.add_argument("--samples", type=int, default=300)
-    e.add_argument("--topk", type=int, default=30)
+    e.add_argument("--mpc", action="store_true", help="re-plan every --execute model steps (else open loop)")
+    e.add_argument("--pairs", type=int, default=50, help="start/goal pairs (default: 50)")
+    e.add_argument("--seed", type=int, default=0, help="pair i uses sample_start_goal(seed + i) (default: 0)")
+    e.add_argument("--out", default=None, help="directory for results.json, videos and plot.png")
+    e.add_argument("--horizon", type=int, default=5, help="planning horizon in model steps (default: 5)")
+    e.add_argument("--execute", type=int, default=1, help="MPC: model steps executed per plan (default: 1)")
+    e.add_argument("--samples", type=int, default=None, help="cem/icem/mppi: samples per iteration (300)")
+    e.add_argument("--topk", type=int, default=None, help="cem/icem: elites (30)")
     e.add_argument(
-        "--iters", type=int, default=10, help="planner iterations (DINO-WM: 10 Wall/PointMaze, 30 else)"
+        "--iters", type=int, default=None, help="iterations; gd: optimisation steps (planner default)"
     )
-    e.add_argument("--gd-steps", type=int, default=100)
-    e.add_argument("--gd-lr", type=float, default=0.1)
+    e.add_argument("--var-scale", type=float, default=None, help="cem/icem: initial std (1)")
+    e.add_argument("--temperature", type=float, default=None, help="mppi: temperature")
+    e.add_argument("--gd-steps", type=int, default=None, help="gd: optimisation steps (same as --iters)")
+    e.add_argument("--gd-lr", type=float, default=None, help="gd: learning rate")
     e.add_argument(
-        "--alpha", type=float, default=1.0, help="weight of the proprio term (DINO-WM: 0 PointMaze)"
+        "--alpha", type=float, default=1.0, help="proprio weight (DINO-WM: 1 Wall/PushT, 0 PointMaze)"
     )
-    e.add_argument("--objective", default="last", choices=("last", "all"))
-    e.add_argument("--chunk-size", type=int, default=None)
-    e.add_argument("--videos", type=int, default=None, help="pairs that get a video (default all)")
+    e.add_argument(
+        "--objective", default="last", choices=("last", "all"), help="goal distance on the last / all frames"
+    )
+    e.add_argument(
+        "--chunk-size", type=int, default=50, help="candidates per model call (bounds memory; default: 50)"
+    )
+    e.add_argument(
+        "--budget", type=int, default=None, help="env steps per episode (default: the env's planning_budget)"
+    )
+    e.add_argument("--videos", type=int, default=None, help="pairs that get a video (default: all)")
+    e.add_argument("--device", default="cpu", help="torch device for the model (default: cpu)")
+    e.add_argument(
+        "--threads", type=int, default=None, help="torch CPU threads (1 is much faster on a busy machine)"
+    )
+    e.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
 
-def planner_kwargs(name: str, args: argparse.Namespace) -> dict:
-    if name == "cem":
-        return {"samples": args.samples, "topk": args.topk, "iterations": args.iters}
-    if name == "icem":
-        return {"samples": args.samples, "topk": args.topk, "iterations": args.iters}
-    if name == "mppi":
-        return {"samples": args.samples, "iterations": args.iters}
-    return {"steps": args.gd_steps, "lr": args.gd_lr}
+def planner_kwargs(name: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Constructor arguments of planner ``name`` from the command line (unset flags: planner defaults)."""
+    if name == "gd":
+        given = {"steps": args.gd_steps if args.gd_steps is not None else args.iters, "lr": args.gd_lr}
+    else:
+        given = {"samples": args.samples, "iterations": args.iters}
+        if name in ("cem", "icem"):
+            given |= {"topk": args.topk, "var_scale": args.var_scale}
+        if name == "mppi":
+            given["temperature"] = args.temperature
+    return {k: v for k, v in given.items() if v is not None}
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
+def eval_main(args: argparse.Namespace) -> int:
     import torch
 
     from planners.evaluate import evaluate
     from worldmodels.models.latent_world_model import LatentWorldModel
 
     torch.set_flush_denormal(True)
-    model = LatentWorldModel.from_pretrained(args.model)
-    res = evaluate(
-        model, args.env, args.planner, pairs=args.pairs, seed=args.seed, mpc=args.mpc, horizon=args.horizon,
-        execute=args.execute, alpha=args.alpha, objective_mode=args.objective, chunk_size=args.chunk_size,
-        planner_kwargs=planner_kwargs(args.planner, args), out=args.out, videos=args.videos,
-    )  # fmt: skip
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        model = LatentWorldModel.from_pretrained(args.model, map_location=args.device).eval()
+        res = evaluate(
+            model, args.env, args.planner, pairs=args.pairs, seed=args.seed, mpc=args.mpc, out=args.out,
+            horizon=args.horizon, execute=args.execute, planner_kwargs=planner_kwargs(args.planner, args),
+            chunk_size=args.chunk_size, alpha=args.alpha, objective_mode=args.objective, budget=args.budget,
+            videos=args.videos, progress=not args.no_progress,
+        )  # fmt: skip
+    except (ValueError, FileNotFoundError) as err:
+        print(f"planners eval: {err}", file=sys.stderr)
+        return 2
     lo, hi = res.ci95
     name = f"{'MPC+' if args.mpc else ''}{args.planner.upper()}"
-    print(f"{name} on {args.env}: success {res.success_rate:.2f} (95% CI [{lo:.2f}, {hi:.2f}]) over {args.pairs} pairs; "
-          f"planning time {res.plan_time_per_step_s:.2f} s per plan")  # fmt: skip
+    print(
+        f"{name} on {args.env}: success rate {res.success_rate:.2f} (95% CI [{lo:.2f}, {hi:.2f}]) over "
+        f"{args.pairs} pairs; planning time {res.plan_time_per_step_s:.3f} s per plan"
+    )
     if args.out:
-        print(json.dumps({"results": f"{args.out}/results.json", "plot": f"{args.out}/plot.png"}))
+        print(f"results: {args.out}/results.json, plot: {args.out}/plot.png")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``planners`` script; ``argv`` excludes the program name."""
+    args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
+    if args.cmd == "eval":
+        return eval_main(args)
+    raise ValueError(f"unknown command {args.cmd!r}; allowed: eval")
 
 
 if __name__ == "__main__":

@@ -95,8 +95,8 @@ class GradientPlanner:
                             )
                         )
                     actions.copy_(clamp(actions, low, high))
-                best_trace.append(float(costs.min()))
-                mean_trace.append(float(costs.mean()))
+                best_trace.append(float(costs.detach().min()))
+                mean_trace.append(float(costs.detach().mean()))
         with torch.no_grad():
             final = actions.detach().clone()
             costs = evaluate_costs(cost_fn, final)

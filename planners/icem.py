@@ -117,7 +117,7 @@ class ICEM:
             elites = cand[idx]
             if float(top_costs[0]) < best_cost:
                 best_cost, best = float(top_costs[0]), elites[0].clone()
-            n_keep = int(round(self.keep_fraction * k))
+            n_keep = round(self.keep_fraction * k)
             kept = elites[:n_keep] if n_keep else None
             mean = self.momentum * mean + (1 - self.momentum) * elites.mean(0)
             std = (self.momentum * std + (1 - self.momentum) * elites.std(0, correction=0)).clamp_min(

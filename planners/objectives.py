@@ -112,7 +112,8 @@ def make_cost_fn(
 
     Args:
         model: any :class:`worldmodels.api.WorldModel`.
-        state: ``model.encode(...)`` of the current observation history (batch 1).
+        state: ``model.encode(...)`` of the current observation history (batch 1); for
+            ``differentiable=True`` encode it under ``torch.no_grad()``, not ``torch.inference_mode()``.
         objective: ``objective(pred_state, actions) -> (B,)``.
         chunk_size: candidates per model call (``None``: all at once).
         differentiable: keep the autograd graph (gradient planners); otherwise the rollouts run under

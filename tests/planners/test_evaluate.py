@@ -1,0 +1,127 @@
+"""The goal-reaching harness on worldmodels/Wall-v0 with an oracle model (exact Wall dynamics), a tiny
+real LatentWorldModel, and the ``planners eval`` CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+import imageio.v2 as imageio
+import numpy as np
+import pytest
+import torch
+from planners_testing import OracleWallModel
+
+import planners.cli
+from planners.cli import main
+from planners.evaluate import evaluate, wilson_interval
+from worldmodels.envs.wall import SUCCESS_DISTANCE
+
+ENV = "worldmodels/Wall-v0"
+SMALL_CEM = {"samples": 100, "topk": 10, "iterations": 5}
+
+
+def test_wilson_interval_matches_textbook_values():
+    lo, hi = wilson_interval(5, 10)
+    assert (round(lo, 4), round(hi, 4)) == (0.2366, 0.7634)
+    lo, hi = wilson_interval(0, 10)
+    assert lo == 0.0 and round(hi, 4) == 0.2775
+    assert wilson_interval(0, 0) == (0.0, 1.0)
+
+
+def test_mpc_with_an_oracle_model_writes_results_videos_and_plot(tmp_path):
+    res = evaluate(OracleWallModel(), ENV, "cem", pairs=2, seed=0, mpc=True, out=tmp_path,
+                   planner_kwargs=SMALL_CEM, progress=False)  # fmt: skip
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["success_rate"] == res.success_rate == sum(p["success"] for p in saved["pairs"]) / 2
+    assert res.success_rate > 0  # a perfect model + MPC reaches these goals (both, at this seed)
+    assert saved["config"]["mpc"] and saved["config"]["budget"] == 50 and saved["config"]["frameskip"] == 5
+    lo, hi = saved["ci95"]
+    assert lo <= res.success_rate <= hi
+    for p in res.pairs:
+        # Wall's proprio is the position: success <=> final distance below the success radius
+        assert p.success == (p.final_distance < SUCCESS_DISTANCE)
+        assert p.env_steps <= 50 and p.plan_calls == -(-p.env_steps // 5)  # one re-plan per model step
+        assert p.plan_time > 0 and len(p.costs) == SMALL_CEM["iterations"]
+        frames = np.stack(imageio.mimread(tmp_path / p.video, memtest=False))
+        # one frame per env step plus the start; panels real | imagined | goal side by side
+        assert frames.shape[0] == p.env_steps + 1 and frames.shape[2] == 3 * frames.shape[1]
+    assert (tmp_path / "plot.png").stat().st_size > 0
+    assert not list(tmp_path.glob("*.tmp*"))
+
+
+def test_open_loop_plans_once_and_executes_the_horizon():
+    res = evaluate(OracleWallModel(), ENV, "mppi", pairs=2, seed=3, mpc=False, horizon=3,
+                   planner_kwargs={"samples": 50, "iterations": 2}, progress=False)  # fmt: skip
+    for p in res.pairs:
+        assert p.plan_calls == 1
+        assert p.env_steps == 15 or p.success  # 3 model steps x frameskip 5, unless the goal came first
+    assert res.out is None and res.pairs[0].video is None
+
+
+def test_evaluate_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="planner='nope'"):
+        evaluate(OracleWallModel(), ENV, "nope", pairs=1)
+    with pytest.raises(ValueError, match="env_id"):
+        evaluate(OracleWallModel(), "worldmodels/Nope-v0", "cem", pairs=1)
+    with pytest.raises(ValueError, match="pairs"):
+        evaluate(OracleWallModel(), ENV, "cem", pairs=0)
+
+
+def _tiny_latent_model():
+    from worldmodels.encoders.conv_ae import ConvAEEncoder
+    from worldmodels.models.latent_world_model import LatentWorldModel
+
+    torch.manual_seed(0)
+    enc = ConvAEEncoder(embed_dim=8, width=8, num_down=3)
+    predictor = {"num_patches": 64, "visual_dim": 8, "proprio_dim": 2, "action_dim": 10, "max_frames": 8,
+                 "width": 32, "depth": 1, "heads": 2, "head_dim": 8, "mlp_dim": 32}  # fmt: skip
+    stats = {"proprio_mean": torch.full((2,), 32.0), "proprio_std": torch.full((2,), 16.0),
+             "action_mean": torch.zeros(10), "action_std": torch.full((10,), 0.5)}  # fmt: skip
+    return LatentWorldModel(enc, {"name": "conv_ae", "config": enc.config}, predictor, stats, frameskip=5,
+                            num_hist=3, img_size=64, env_id=ENV)  # fmt: skip
+
+
+@pytest.mark.parametrize("planner", ["cem", "gd"])
+def test_harness_runs_the_real_latent_model_with_history(tmp_path, planner):
+    """Integration with LatentWorldModel: pixels in, history with past actions, decoded imagined frames."""
+    kwargs = {"cem": {"samples": 16, "topk": 4, "iterations": 2}, "gd": {"steps": 2, "restarts": 2}}[planner]
+    res = evaluate(_tiny_latent_model().eval(), ENV, planner, pairs=1, seed=0, mpc=True, out=tmp_path, horizon=2,
+                   execute=1, planner_kwargs=kwargs, chunk_size=8, budget=10, progress=False)  # fmt: skip
+    p = res.pairs[0]
+    assert p.plan_calls == 2 or p.success  # 10 env steps / frameskip 5
+    frames = np.stack(imageio.mimread(tmp_path / p.video, memtest=False))
+    assert frames.shape[2] == 3 * frames.shape[1]  # the model decodes, so the imagined panel is there
+
+
+def test_cli_eval_runs_and_prints_the_success_rate(tmp_path, monkeypatch, capsys):
+    model_dir = tmp_path / "model"
+    _tiny_latent_model().save_pretrained(model_dir)
+    out = tmp_path / "eval"
+    code = main(["eval", "--model", str(model_dir), "--env", ENV, "--planner", "cem", "--mpc", "--pairs", "1",
+                 "--samples", "8", "--topk", "2", "--iters", "1", "--horizon", "2", "--budget", "10", "--out", str(out),
+                 "--no-progress"])  # fmt: skip
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "MPC+CEM on worldmodels/Wall-v0: success rate" in text and "95% CI" in text
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["config"]["planner_kwargs"] == {"samples": 8, "topk": 2, "iterations": 1}
+    assert saved["config"]["budget"] == 10 and saved["pairs"][0]["env_steps"] <= 10
+    assert len(saved["pairs"]) == 1 and (out / "pair_000.mp4").exists()
+
+
+def test_cli_reports_a_missing_model(tmp_path, capsys):
+    assert main(["eval", "--model", str(tmp_path / "none"), "--env", ENV]) == 2
+    assert "no saved model" in capsys.readouterr().err
+
+
+def test_cli_planner_kwargs_only_pass_given_flags():
+    args = planners.cli._parser().parse_args(
+        ["eval", "--model", "m", "--env", ENV, "--planner", "gd", "--iters", "7"]
+    )
+    assert planners.cli.planner_kwargs("gd", args) == {"steps": 7}
+    args = planners.cli._parser().parse_args(["eval", "--model", "m", "--env", ENV, "--temperature", "0.2"])
+    assert planners.cli.planner_kwargs("mppi", args) == {"temperature": 0.2}
+    assert planners.cli.planner_kwargs("cem", args) == {}
