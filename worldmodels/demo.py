@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--fit-args", default="", help="extra Lightning CLI arguments for the fit stage (one string)"
     )
-    p.add_argument("--encoder-args", default="", help="extra arguments for pretrain-encoder (one string)")
+    p.add_argument("--encoder-args", default="--steps 600", help="extra arguments for pretrain-encoder (one string)")
     p.add_argument(
         "--plan-args",
         default="--samples 100 --topk 10 --iters 5 --execute 2",
