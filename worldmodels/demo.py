@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -25,9 +26,11 @@ DEMO_ENV = "worldmodels/Wall-v0"
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
-def _run(argv: list[str], entry) -> None:
+def _run(argv: list[str], module: str) -> None:
+    """Run one stage's command in its own process (a stage that renders with EGL never shares a process
+    with one that trains), echoing the command first."""
     print(f"\n$ {' '.join(argv)}", flush=True)
-    code = entry(argv[1:])
+    code = subprocess.run([sys.executable, "-m", module, *argv[1:]]).returncode
     if code:
         raise SystemExit(f"demo: stage command failed with exit code {code}: {' '.join(argv)}")
 
@@ -43,7 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--fit-args", default="", help="extra Lightning CLI arguments for the fit stage (one string)"
     )
-    p.add_argument("--encoder-args", default="--steps 600", help="extra arguments for pretrain-encoder (one string)")
+    p.add_argument(
+        "--encoder-args", default="--steps 600", help="extra arguments for pretrain-encoder (one string)"
+    )
     p.add_argument(
         "--plan-args",
         default="--samples 100 --topk 10 --iters 5 --execute 2",
@@ -55,8 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     if bad:
         p.error(f"--stages: unknown stage(s) {bad}; allowed: {list(STAGES)}")
 
-    from worldmodels.cli import main as wm
-
+    wm = "worldmodels.cli"
     config = Path(args.config)
     if not config.exists() and (REPO_ROOT / config).exists():
         config = REPO_ROOT / config  # relative to the checkout, wherever the demo is started from
@@ -97,12 +101,10 @@ def main(argv: list[str] | None = None) -> int:
                   "--seed_everything", str(args.seed), *shlex.split(args.fit_args)], wm)  # fmt: skip
         timings["fit"] = time.perf_counter() - t0
     if "plan" in stages:
-        from planners.cli import main as planners_main
-
         t0 = time.perf_counter()
         _run(["planners", "eval", "--model", str(model_dir), "--env", DEMO_ENV, "--planner", "cem",
               "--mpc", "--pairs", str(args.pairs), "--seed", str(args.seed), "--out", str(plan), *shlex.split(args.plan_args)],
-             planners_main)  # fmt: skip
+             "planners.cli")  # fmt: skip
         timings["plan"] = time.perf_counter() - t0
         result = json.loads((plan / "results.json").read_text())
         print(f"\nMPC+CEM on {DEMO_ENV}: success rate {result['success_rate']:.2f} over {args.pairs} pairs")
