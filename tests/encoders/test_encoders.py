@@ -80,8 +80,11 @@ def test_feature_cache_equals_on_the_fly_features_and_resumes(tmp_path):
     for e in range(3):
         frames = prepare_frames(store.read(e, "pixels"), 64)
         with torch.no_grad():
-            direct = enc(frames[None])[0].to(torch.float16).numpy()
-        np.testing.assert_array_equal(np.asarray(store.read_derived(key, e)), direct)
+            direct = enc(frames[None])[0].numpy()
+        cached = np.asarray(store.read_derived(key, e))
+        assert cached.dtype == np.float16 and cached.shape == direct.shape
+        # equal up to the cache's float16 storage (batch composition changes float32 rounding slightly)
+        np.testing.assert_allclose(cached.astype(np.float32), direct, rtol=2e-3, atol=2e-3)
     mtime = (store.root / "derived" / key / "ep_000001.npy").stat().st_mtime_ns
     build_feature_cache(store, enc, 64, progress=False)  # resumable: finished episodes are skipped
     assert (store.root / "derived" / key / "ep_000001.npy").stat().st_mtime_ns == mtime
