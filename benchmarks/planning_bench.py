@@ -1,8 +1,9 @@
 """Planning speed and memory at DINO-WM's GPU-profile shapes, ours against the naive approach.
 
-Shapes: DINOv2 ViT-S/14 at 224 px (196 patches x 384), 3 history frames, predictor of DINO-WM's size (depth
-6, 16 heads x 64, MLP 2048, token 384 + 10 + 10, ~20M parameters), horizon 5, frameskip 5 (action dim 10),
-300 samples. Weights are random (``weights="random"``): this measures speed and memory, not quality.
+Shapes: DINOv2 ViT-S/14 at 196 px (14 x 14 = 196 patches x 384), 3 history frames, a predictor of DINO-WM's
+size (depth 6, 16 heads x 64, MLP 2048, token 384 + 10 + 10, ~20M parameters), horizon 5, frameskip 5
+(action dim 10), 300 samples. Weights are random (``weights="random"``): this measures speed and memory,
+not quality.
 
 * ``ours``: the start observation is encoded once per MPC step; each candidate chunk is rolled out with
   the KV cache (history computed once at batch 1, one new frame per imagined step); chunks of
@@ -27,6 +28,7 @@ import os
 import platform
 import resource
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -87,6 +89,30 @@ def peak_rss_gib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
+class RSSPeak:
+    """Context manager sampling this process's RSS every ``interval`` s in a thread; ``.peak`` in GiB."""
+
+    def __init__(self, interval: float = 0.02):
+        self.interval, self.peak = interval, 0.0
+        self._stop = threading.Event()
+        self._proc = psutil.Process()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self._proc.memory_info().rss / 2**30)
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> RSSPeak:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self._proc.memory_info().rss / 2**30)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--samples", type=int, default=300, help="candidates per iteration (DINO-WM: 300)")
@@ -100,8 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--horizon", type=int, default=5)
     p.add_argument("--hist", type=int, default=3, help="history frames (DINO-WM: 3)")
     p.add_argument("--frameskip", type=int, default=5)
-    p.add_argument("--img-size", type=int, default=224)
-    p.add_argument("--chunk-size", type=int, default=50, help="candidates per model call (default: 50)")
+    p.add_argument("--img-size", type=int, default=196, help="DINO-WM: 196 px -> 14 x 14 = 196 patches")
+    p.add_argument("--chunk-size", type=int, default=32, help="candidates per model call (default: 32)")
     p.add_argument("--replans", type=int, default=10, help="MPC re-plans for the RSS check")
     p.add_argument("--planners", default="cem,icem,mppi,gd")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
@@ -127,15 +153,17 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict] = []
     rss_start = psutil.Process().memory_info().rss / 2**30
 
-    def ours_step(planner, differentiable: bool) -> float:
+    def ours_step(planner, differentiable: bool) -> tuple[float, float]:
+        """One MPC step (encode + plan): seconds and peak RSS (GiB) during it."""
         t0 = time.perf_counter()
-        with torch.no_grad():
-            state = model.encode(obs)
-        cost_fn = make_cost_fn(
-            model, state, objective, chunk_size=args.chunk_size, differentiable=differentiable
-        )
-        planner.plan(cost_fn, generator=torch.Generator().manual_seed(0), **kw)
-        return time.perf_counter() - t0
+        with RSSPeak() as sampler:
+            with torch.no_grad():
+                state = model.encode(obs)
+            cost_fn = make_cost_fn(
+                model, state, objective, chunk_size=args.chunk_size, differentiable=differentiable
+            )
+            planner.plan(cost_fn, generator=torch.Generator().manual_seed(0), **kw)
+        return time.perf_counter() - t0, sampler.peak
 
     for name in args.planners.split(","):
         if name == "gd":
@@ -145,36 +173,35 @@ def main(argv: list[str] | None = None) -> int:
             extra = {"topk": topk} if name in ("cem", "icem") else {}
             planner = build_planner(name, samples=args.samples, iterations=args.iters, **extra)
             samples = args.samples
-        sec = ours_step(planner, planner.differentiable)
+        sec, peak_step = ours_step(planner, planner.differentiable)
         rows.append({"planner": name, "path": "ours", "samples": samples, "iters": args.iters,
                      "s_per_iter": sec / args.iters, "s_per_iter_per_sample": sec / args.iters / samples,
-                     "peak_rss_gib": peak_rss_gib()})  # fmt: skip
+                     "peak_rss_gib": round(peak_step, 3)})  # fmt: skip
         print(f"{name:5s} ours : {sec / args.iters:8.2f} s / iteration ({samples} samples)", flush=True)
 
     # the naive path, CEM, same iteration
     n_naive = args.naive_samples or args.samples
     naive = build_planner("cem", samples=n_naive, topk=max(1, min(topk, n_naive)), iterations=args.iters)
     ours = build_planner("cem", samples=n_naive, topk=max(1, min(topk, n_naive)), iterations=args.iters)
-    t_ours = ours_step(ours, False)
+    t_ours, _ = ours_step(ours, False)
     t0 = time.perf_counter()
-    naive.plan(
-        naive_cost_fn(model, obs, objective, args.chunk_size),
-        generator=torch.Generator().manual_seed(0),
-        **kw,
-    )
+    with RSSPeak() as naive_rss:
+        cost_fn = naive_cost_fn(model, obs, objective, args.chunk_size)
+        naive.plan(cost_fn, generator=torch.Generator().manual_seed(0), **kw)
     t_naive = time.perf_counter() - t0
     print(f"cem   naive: {t_naive / args.iters:8.2f} s / iteration ({n_naive} samples), ours {t_ours / args.iters:.2f} s: "
           f"x{t_naive / t_ours:.1f}", flush=True)  # fmt: skip
 
     # memory over MPC re-plans (CEM, the full sample count): peak RSS after each re-plan must stay flat
     cem = build_planner("cem", samples=args.samples, topk=topk, iterations=1)
-    rss_after = []
+    rss_after, rss_peaks = [], []
     init = None
     for _ in range(args.replans):
-        with torch.no_grad():
+        with RSSPeak() as sampler, torch.no_grad():
             state = model.encode(obs)
-        res = cem.plan(make_cost_fn(model, state, objective, chunk_size=args.chunk_size), init=init,
+            res = cem.plan(make_cost_fn(model, state, objective, chunk_size=args.chunk_size), init=init,
                        generator=torch.Generator().manual_seed(0), **kw)  # fmt: skip
+        rss_peaks.append(round(sampler.peak, 3))
         init = torch.cat([res.actions[1:], ((low + high) / 2)[None]])
         rss_after.append(round(psutil.Process().memory_info().rss / 2**30, 3))
     peak = peak_rss_gib()
@@ -201,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
             "iters": args.iters,
             "ours_s": t_ours,
             "naive_s": t_naive,
+            "naive_peak_rss_gib": round(naive_rss.peak, 3),
             "speedup": t_naive / t_ours,
         },
         "mpc_step_s_at_dinowm": (
@@ -213,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
             else None
         ),
         "rss_gib_after_each_replan": rss_after,
+        "peak_rss_gib_during_each_replan": rss_peaks,
         "rss_growth_gib": rss_after[-1] - rss_after[0],
         "rss_start_gib": round(rss_start, 3),
         "peak_rss_gib": round(peak, 3),
@@ -238,7 +267,8 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"MPC step at 300 samples x {m['iters']} iterations: ours {m['cem_ours']:.0f} s, naive {m['cem_naive']:.0f} s"
         )
-    print(f"RSS after each of {args.replans} re-plans (GiB): {rss_after}; growth {summary['rss_growth_gib']:+.3f}; "
+    print(f"peak RSS during each of {args.replans} re-plans (GiB): {rss_peaks}")
+    print(f"RSS after each re-plan (GiB): {rss_after}; growth {summary['rss_growth_gib']:+.3f}; "
           f"peak {peak:.2f} GiB")  # fmt: skip
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,7 @@
 """The ``planners`` command.
 
 planners eval --model runs/demo/fit/model --env worldmodels/Wall-v0 --planner cem --mpc --pairs 50 \\
-    --seed 0 --out runs/eval [--horizon 5 --samples 300 --topk 30 --iters 30 --chunk-size 100]
+    --seed 0 --out runs/eval [--horizon 5 --samples 300 --topk 30 --iters 30 --chunk-size 32]
 
 Prints the success rate with its 95 % Wilson interval and the planning time per planner call, and writes
 ``results.json``, one mp4 per pair and ``plot.png`` under ``--out`` (see :mod:`planners.evaluate`).
@@ -47,7 +47,7 @@ def _parser() -> argparse.ArgumentParser:
         "--objective", default="last", choices=("last", "all"), help="goal distance on the last / all frames"
     )
     e.add_argument(
-        "--chunk-size", type=int, default=50, help="candidates per model call (bounds memory; default: 50)"
+        "--chunk-size", type=int, default=32, help="candidates per model call (bounds memory; default: 32)"
     )
     e.add_argument(
         "--budget", type=int, default=None, help="env steps per episode (default: the env's planning_budget)"

@@ -272,7 +272,7 @@ def evaluate(
     horizon: int = 5,
     execute: int = 1,
     planner_kwargs: dict[str, Any] | None = None,
-    chunk_size: int | None = 50,
+    chunk_size: int | None = 32,
     alpha: float = 1.0,
     objective_mode: Literal["last", "all"] = "last",
     discount: float = 0.9,
@@ -295,7 +295,8 @@ def evaluate(
         horizon: planning horizon in model steps (DINO-WM: 5).
         execute: model steps executed per MPC re-plan.
         planner_kwargs: constructor arguments when ``planner`` is a name.
-        chunk_size: candidates per model call in the cost function (bounds memory).
+        chunk_size: candidates per model call in the cost function (bounds memory: at DINO-WM's shapes, 32
+            keeps a CEM step within 8 GiB on CPU, see ``benchmarks/planning_bench.py``).
         alpha: weight of the proprio term of the goal distance (DINO-WM: 1 Wall/PushT, 0 PointMaze).
         objective_mode: goal distance on the ``"last"`` predicted frame or on ``"all"`` frames (discounted).
         discount: frame discount of ``objective_mode="all"``.
