@@ -3,13 +3,16 @@
 Episode ``i`` always uses seed ``seed + i`` (for the env reset and the policy), so re-running the same
 command resumes to the requested count and reproduces exactly the data an uninterrupted run would have
 written. With ``workers > 1`` episodes are simulated in worker processes and committed by the parent in
-index order; at most ``2 * workers`` finished episodes wait in memory.
+index order; at most ``2 * workers`` episodes are in flight (submitted or finished and waiting), so memory
+stays flat however many episodes are collected.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
 import os
+from collections import deque
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -146,6 +149,15 @@ def collect(
         action_space=_space_json(env.action_space),
         extra={"seed": seed},
     )
+    for key, want in (("seed", seed),):
+        have = store.manifest["extra"].get(key)
+        if have != want:
+            raise ValueError(f"{out}/manifest.json: key {key!r} is {have!r}, this run asks for {want!r}")
+    if store.manifest["env_kwargs"] != env_kwargs:
+        raise ValueError(
+            f"{out}/manifest.json: key 'env_kwargs' is {store.manifest['env_kwargs']!r}, "
+            f"this run asks for {env_kwargs!r}"
+        )
     start = len(store)
     todo = [seed + i for i in range(start, episodes)]
     bar = tqdm(total=episodes, initial=start, desc=f"collect {env_id}", unit="ep", disable=not progress)
@@ -156,10 +168,18 @@ def collect(
             bar.update()
     elif todo:
         ctx = mp.get_context("spawn")
+        seeds = iter(todo)
         with ctx.Pool(workers, initializer=_worker_init, initargs=(env_id, env_kwargs, policy)) as pool:
-            for s, arrays in pool.imap(_worker_episode, todo, chunksize=1):
+            pending = deque((s, pool.apply_async(_worker_episode, (s,))) for s in islice(seeds, 2 * workers))
+            while pending:
+                s, result = pending.popleft()
+                _, arrays = result.get()
                 store.append_episode(arrays, seed=s)
+                del arrays
                 bar.update()
+                nxt = next(seeds, None)
+                if nxt is not None:
+                    pending.append((nxt, pool.apply_async(_worker_episode, (nxt,))))
     bar.close()
     env.close()
     store.stats()

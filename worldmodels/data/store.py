@@ -2,8 +2,11 @@
 
 Layout::
 
-    <root>/manifest.json                  env id + kwargs, spaces, behaviour policy, per-episode seeds,
-                                          lengths, file shapes/dtypes/sizes/CRC32 (rewritten atomically)
+    <root>/manifest.json                  env id + kwargs, spaces, behaviour policy, committed counts
+                                          (small; rewritten atomically: the commit point of an append)
+    <root>/episodes.jsonl                 one line per episode: seed, length, return, and each file's
+                                          shape/dtype/size/CRC32 (append-only; lines past the manifest's
+                                          ``num_episodes`` belong to an interrupted append and are ignored)
     <root>/stats.json                     normalisation statistics (computed once, cached by episode count)
     <root>/episodes/ep_000123/<key>.npy   one array per key per episode, opened memory-mapped
     <root>/derived/<name>/ep_000123.npy   per-frame arrays computed from the data (e.g. a feature cache)
@@ -13,9 +16,12 @@ Per-episode keys (``T`` steps): frame keys with ``T + 1`` rows (``pixels`` uint8
 keys with ``T`` rows (``action`` float32 ``(T, A)``, ``reward`` float32 ``(T,)``, ``terminated`` and
 ``truncated`` bool ``(T,)``, kept distinct).
 
-Appending is atomic: an episode is written into a temporary directory, renamed into place, and only then
-listed in the manifest (temp file + ``os.replace``). An interrupted writer leaves at most an unlisted
-directory, which the next writer removes; a reader never sees a half-written episode.
+Appending is atomic and O(1) in the dataset size: an episode is written into a temporary directory, renamed
+into place, its line appended to ``episodes.jsonl`` (fsync'd), and only then counted in the manifest (temp
+file + ``os.replace``). In memory, ``store.manifest["episodes"]`` lists the committed entries. Stores written
+in format 1 (episode entries inside ``manifest.json``) are read and migrated on their next append. An interrupted writer leaves at most an unlisted
+directory, which the next writer removes (on :meth:`EpisodeStore.create` and before each append); a reader
+never sees a half-written episode because it only looks at episodes the manifest lists.
 """
 
 from __future__ import annotations
@@ -32,7 +38,8 @@ from typing import Any
 
 import numpy as np
 
-FORMAT = "worldmodels-episodes/1"
+FORMAT = "worldmodels-episodes/2"
+OLD_FORMATS = ("worldmodels-episodes/1",)
 FRAME_KEYS = ("pixels", "proprio", "state", "observation")
 STEP_KEYS = ("action", "reward", "terminated", "truncated")
 STATS_KEYS = ("proprio", "action", "observation", "reward", "state")
@@ -70,6 +77,30 @@ def _save_npy(path: Path, array: np.ndarray) -> dict[str, Any]:
     }
 
 
+def _read_index(path: Path, count: int, nbytes: int) -> list[dict[str, Any]]:
+    """The ``count`` committed entries (the first ``nbytes`` bytes) of ``episodes.jsonl``; later bytes are
+    from an interrupted append."""
+    if not path.exists():
+        raise ValueError(f"{path}: missing (the manifest lists {count} episodes)")
+    with open(path, "rb") as f:
+        data = f.read(nbytes)
+    if len(data) != nbytes:
+        raise ValueError(f"{path}: has {len(data)} bytes, the manifest's index_bytes is {nbytes}")
+    lines = data.splitlines(keepends=True)
+    if len(lines) != count or (lines and not lines[-1].endswith(b"\n")):
+        raise ValueError(f"{path}: has {len(lines)} entries in its committed bytes, the manifest lists {count}")
+    entries = []
+    for i, line in enumerate(lines):
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}: line {i + 1} is corrupt ({e})") from None
+        if not isinstance(entry, dict) or "files" not in entry or "length" not in entry:
+            raise ValueError(f"{path}: line {i + 1} is missing key 'files' or 'length'")
+        entries.append(entry)
+    return entries
+
+
 def _ep_name(episode: int) -> str:
     return f"ep_{episode:06d}"
 
@@ -85,6 +116,7 @@ class EpisodeStore:
         self.manifest = manifest
         self._maps: OrderedDict[tuple[str, int, str], np.ndarray] = OrderedDict()
         self._max_open = max_open
+        self._cleaned = False
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -116,6 +148,7 @@ class EpisodeStore:
             if not exist_ok:
                 raise ValueError(f"{root}: a dataset already exists here (exist_ok=False)")
             store = cls.open(root, verify=True)
+            store._cleanup_uncommitted()
             for key, want in (("env_id", env_id), ("behaviour_policy", behaviour_policy)):
                 if store.manifest[key] != want:
                     raise ValueError(
@@ -135,8 +168,10 @@ class EpisodeStore:
             "num_steps": 0,
             "episodes": [],
         }
-        atomic_write_text(root / "manifest.json", json.dumps(manifest, indent=1))
-        return cls(root, manifest)
+        store = cls(root, manifest)
+        store._write_index()
+        store._write_manifest()
+        return store
 
     @classmethod
     def open(cls, root: str | os.PathLike, *, verify: bool | str = True) -> EpisodeStore:
@@ -150,10 +185,19 @@ class EpisodeStore:
             manifest = json.loads(path.read_text())
         except json.JSONDecodeError as e:
             raise ValueError(f"{path}: corrupt manifest ({e})") from None
-        for key in ("format", "env_id", "episodes"):
+        for key in ("format", "env_id", "num_episodes", "num_steps"):
             if key not in manifest:
                 raise ValueError(f"{path}: missing key {key!r}")
-        if manifest["format"] != FORMAT:
+        if manifest["format"] in OLD_FORMATS:
+            if "episodes" not in manifest:
+                raise ValueError(f"{path}: missing key 'episodes'")
+        elif manifest["format"] == FORMAT:
+            if "index_bytes" not in manifest:
+                raise ValueError(f"{path}: missing key 'index_bytes'")
+            manifest["episodes"] = _read_index(
+                root / "episodes.jsonl", int(manifest["num_episodes"]), int(manifest["index_bytes"])
+            )
+        else:
             raise ValueError(f"{path}: key 'format' is {manifest['format']!r}, expected {FORMAT!r}")
         store = cls(root, manifest)
         if verify:
@@ -161,10 +205,15 @@ class EpisodeStore:
         return store
 
     def _cleanup_uncommitted(self) -> None:
+        """Remove episode directories the manifest does not list (left by an interrupted writer). Only
+        writers call this (:meth:`create` when resuming, :meth:`append_episode`): a reader never deletes."""
+        if self._cleaned:  # this writer already cleaned up; since then only it has written here
+            return
         listed = {_ep_name(i) for i in range(len(self))}
         for d in (self.root / "episodes").iterdir():
             if d.name not in listed:
                 shutil.rmtree(d, ignore_errors=True)
+        self._cleaned = True
 
     # ------------------------------------------------------------------ integrity
     def verify(self, full: bool = False) -> None:
@@ -287,11 +336,40 @@ class EpisodeStore:
         files = {key: _save_npy(tmp / f"{key}.npy", arr) for key, arr in arrays.items()}
         os.rename(tmp, self.root / "episodes" / _ep_name(index))
         entry = {"length": steps, "seed": seed, "return": float(np.sum(arrays["reward"])), "files": files}
+        if self.manifest["format"] != FORMAT:  # migrate a format-1 store: its entries move to the index
+            self._write_index()
+        self.manifest["index_bytes"] = int(self.manifest["index_bytes"]) + self._append_index(entry)
         self.manifest["episodes"].append(entry)
         self.manifest["num_episodes"] = len(self)
         self.manifest["num_steps"] = int(self.manifest["num_steps"]) + steps
-        atomic_write_text(self.root / "manifest.json", json.dumps(self.manifest, indent=1))
+        self._write_manifest()
         return index
+
+    # ------------------------------------------------------------------ manifest and index files
+    def _write_manifest(self) -> None:
+        header = {k: v for k, v in self.manifest.items() if k != "episodes"}
+        header["format"] = FORMAT
+        atomic_write_text(self.root / "manifest.json", json.dumps(header, indent=1))
+        self.manifest["format"] = FORMAT
+
+    def _write_index(self) -> None:
+        """Rewrite ``episodes.jsonl`` with the committed entries (atomically)."""
+        data = "".join(json.dumps(e, separators=(",", ":")) + "\n" for e in self.manifest["episodes"]).encode()
+        atomic_write_text(self.root / "episodes.jsonl", data.decode())
+        self.manifest["index_bytes"] = len(data)
+
+    def _append_index(self, entry: dict[str, Any]) -> int:
+        """Append one entry after the committed bytes (cutting the tail of an interrupted append); returns
+        the bytes written."""
+        path = self.root / "episodes.jsonl"
+        line = (json.dumps(entry, separators=(",", ":")) + "\n").encode()
+        with open(path, "r+b") as f:
+            f.truncate(int(self.manifest["index_bytes"]))
+            f.seek(int(self.manifest["index_bytes"]))
+            f.write(line)
+            f.flush()
+            os.fsync(f.fileno())
+        return len(line)
 
     # ------------------------------------------------------------------ statistics
     def stats(self) -> dict[str, dict[str, np.ndarray]]:
