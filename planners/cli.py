@@ -57,6 +57,12 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument(
         "--threads", type=int, default=None, help="torch CPU threads (1 is much faster on a busy machine)"
     )
+    e.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="evaluate pairs in this many processes (1 thread each; default: 1)",
+    )
     e.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
@@ -89,7 +95,7 @@ def eval_main(args: argparse.Namespace) -> int:
             model, args.env, args.planner, pairs=args.pairs, seed=args.seed, mpc=args.mpc, out=args.out,
             horizon=args.horizon, execute=args.execute, planner_kwargs=planner_kwargs(args.planner, args),
             chunk_size=args.chunk_size, alpha=args.alpha, objective_mode=args.objective, budget=args.budget,
-            videos=args.videos, progress=not args.no_progress,
+            videos=args.videos, progress=not args.no_progress, workers=args.workers,
         )  # fmt: skip
     except (ValueError, FileNotFoundError) as err:
         print(f"planners eval: {err}", file=sys.stderr)

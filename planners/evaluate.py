@@ -131,6 +131,7 @@ def _write_video(path: Path, frames: list[np.ndarray], fps: int = 10) -> None:
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(data, indent=1))
     os.replace(tmp, path)
@@ -260,6 +261,84 @@ def _resize_like(img: np.ndarray, ref: np.ndarray) -> np.ndarray:
     return rearrange(t[0], "c h w -> h w c").to(torch.uint8).numpy()
 
 
+def _json_safe(data: Any) -> Any:
+    return json.loads(json.dumps(data, default=str))
+
+
+@dataclass
+class _PairJob:
+    """Everything needed to evaluate one start/goal pair (picklable, sent once to each worker process)."""
+
+    model: Any
+    env_id: str
+    env_kwargs: dict[str, Any]
+    planner: Planner
+    controller: MPC
+    seed: int
+    alpha: float
+    objective_mode: str
+    discount: float
+    chunk_size: int | None
+    out_dir: Path | None
+    videos: int | None
+
+    def make_env(self) -> gym.Env:
+        import worldmodels.envs  # noqa: F401  (registers the environments)
+
+        return gym.make(self.env_id, **self.env_kwargs)
+
+    def run_pair(self, env: gym.Env, i: int) -> PairResult:
+        model = self.model
+        device = _model_device(model)
+        low, high = (b.to(device) for b in model.action_bounds())
+        start, goal = env.unwrapped.sample_start_goal(self.seed + i)
+        goal_obs = env.unwrapped.obs_from_state(goal)
+        with torch.no_grad():
+            goal_state = model.encode(_to_model_obs([goal_obs], device))
+        with_video = self.out_dir is not None and (self.videos is None or i < self.videos)
+        objective = GoalDistance(
+            goal_state, alpha=self.alpha, mode=self.objective_mode, discount=self.discount
+        )
+        episode = _Episode(
+            model, env, goal, objective, chunk_size=self.chunk_size, differentiable=self.planner.differentiable,
+            device=device, video=with_video,
+        )  # fmt: skip
+        obs, _ = env.reset(seed=self.seed + i, options={"state": start, "goal_state": goal})
+        episode.start(obs)
+        gen = torch.Generator(device=device).manual_seed(self.seed + i)
+        run: MPCResult = self.controller.run(
+            episode.observe, episode.make_cost_fn, episode.step, low=low, high=high, generator=gen
+        )
+        final = np.asarray(episode.last_obs["proprio"], dtype=np.float64)
+        pair = PairResult(
+            index=i,
+            success=episode.success,
+            env_steps=episode.env_steps,
+            final_distance=float(np.linalg.norm(final - np.asarray(goal_obs["proprio"], dtype=np.float64))),
+            plan_calls=len(run.plans),
+            plan_time=float(sum(run.plan_times)),
+            final_plan_cost=float(run.plans[-1].cost),
+            costs=[float(c) for c in run.plans[0].info.get("cost", [])],
+        )
+        if with_video:
+            path = self.out_dir / f"pair_{i:03d}.mp4"
+            _write_video(path, episode.frames(goal_obs["pixels"]))
+            pair.video = path.name
+        return pair
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _worker_init(job: _PairJob) -> None:
+    torch.set_num_threads(1)
+    _WORKER["job"], _WORKER["env"] = job, job.make_env()
+
+
+def _worker_pair(i: int) -> PairResult:
+    return _WORKER["job"].run_pair(_WORKER["env"], i)
+
+
 def evaluate(
     model: WorldModel,
     env_id: str,
@@ -279,6 +358,7 @@ def evaluate(
     budget: int | None = None,
     videos: int | None = None,
     progress: bool = True,
+    workers: int = 1,
 ) -> EvalResult:
     """Run DINO-WM's goal-reaching evaluation (see the module docstring).
 
@@ -303,6 +383,11 @@ def evaluate(
         budget: env steps per episode (default: the env's ``planning_budget``).
         videos: write an mp4 for the first ``videos`` pairs (``None``: every pair; needs ``out``).
         progress: show a progress bar.
+        workers: evaluate pairs in this many processes (spawned, one torch thread each; the model is sent
+            to each once). Results do not depend on ``workers``: pair ``i`` always uses seed ``seed + i``.
+
+    With ``out``, each finished pair is saved to ``out/pairs/pair_XXX.json`` (atomically); a re-run with the
+    same config skips the pairs already done, so an interrupted evaluation loses nothing finished.
     """
     import worldmodels.envs  # registers the environments
 
@@ -324,9 +409,6 @@ def evaluate(
     env_kwargs: dict[str, Any] = {"max_episode_steps": budget}
     if getattr(model, "img_size", None):
         env_kwargs["img_size"] = int(model.img_size)
-    env = gym.make(env_id, **env_kwargs)
-    device = _model_device(model)
-    low, high = (b.to(device) for b in model.action_bounds())
     model_steps = math.ceil(budget / frameskip)
     controller = (
         MPC(planner, horizon=horizon, execute=execute, max_steps=model_steps)
@@ -342,43 +424,48 @@ def evaluate(
     out_dir = Path(out) if out is not None else None
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
-    results: list[PairResult] = []
-    bar = tqdm(range(pairs), desc=f"{planner_name}{'+mpc' if mpc else ''} on {env_id}", disable=not progress)
-    for i in bar:
-        start, goal = env.unwrapped.sample_start_goal(seed + i)
-        goal_obs = env.unwrapped.obs_from_state(goal)
-        with torch.no_grad():
-            goal_state = model.encode(_to_model_obs([goal_obs], device))
-        with_video = out_dir is not None and (videos is None or i < videos)
-        episode = _Episode(
-            model, env, goal, GoalDistance(goal_state, alpha=alpha, mode=objective_mode, discount=discount),
-            chunk_size=chunk_size, differentiable=planner.differentiable, device=device,
-            video=with_video,
-        )  # fmt: skip
-        obs, _ = env.reset(seed=seed + i, options={"state": start, "goal_state": goal})
-        episode.start(obs)
-        gen = torch.Generator(device=device).manual_seed(seed + i)
-        run: MPCResult = controller.run(
-            episode.observe, episode.make_cost_fn, episode.step, low=low, high=high, generator=gen
-        )
-        final = np.asarray(episode.last_obs["proprio"], dtype=np.float64)
-        pair = PairResult(
-            index=i,
-            success=episode.success,
-            env_steps=episode.env_steps,
-            final_distance=float(np.linalg.norm(final - np.asarray(goal_obs["proprio"], dtype=np.float64))),
-            plan_calls=len(run.plans),
-            plan_time=float(sum(run.plan_times)),
-            final_plan_cost=float(run.plans[-1].cost),
-            costs=[float(c) for c in run.plans[0].info.get("cost", [])],
-        )
-        if with_video:
-            path = out_dir / f"pair_{i:03d}.mp4"
-            _write_video(path, episode.frames(goal_obs["pixels"]))
-            pair.video = path.name
-        results.append(pair)
-        bar.set_postfix(success=f"{sum(p.success for p in results)}/{len(results)}")
-    env.close()
+    if workers < 1:
+        raise ValueError(f"workers={workers} must be >= 1")
+    job = _PairJob(
+        model=model, env_id=env_id, env_kwargs=env_kwargs, planner=planner, controller=controller, seed=seed,
+        alpha=alpha, objective_mode=objective_mode, discount=discount, chunk_size=chunk_size, out_dir=out_dir,
+        videos=videos,
+    )  # fmt: skip
+    done: dict[int, PairResult] = {}
+    resume_key = _json_safe({k: v for k, v in config.items() if k != "pairs"})
+    if out_dir is not None:  # resume: pairs finished by an earlier run with the same config are kept
+        for i in range(pairs):
+            path = out_dir / "pairs" / f"pair_{i:03d}.json"
+            if path.exists():
+                saved = json.loads(path.read_text())
+                if saved.get("config") == resume_key:
+                    done[i] = PairResult(**saved["result"])
+    todo = [i for i in range(pairs) if i not in done]
+    bar = tqdm(total=pairs, initial=len(done), desc=f"{planner_name}{'+mpc' if mpc else ''} on {env_id}",
+               disable=not progress)  # fmt: skip
+
+    def record(pair: PairResult) -> None:
+        done[pair.index] = pair
+        if out_dir is not None:
+            _write_json(out_dir / "pairs" / f"pair_{pair.index:03d}.json",
+                        {"config": resume_key, "result": asdict(pair)})  # fmt: skip
+        bar.update()
+        bar.set_postfix(success=f"{sum(p.success for p in done.values())}/{len(done)}")
+
+    if workers == 1 or len(todo) <= 1:
+        env = job.make_env()
+        for i in todo:
+            record(job.run_pair(env, i))
+        env.close()
+    else:
+        import multiprocessing as mp
+
+        ctx = mp.get_context("spawn")
+        with ctx.Pool(min(workers, len(todo)), initializer=_worker_init, initargs=(job,)) as pool:
+            for pair in pool.imap_unordered(_worker_pair, todo):
+                record(pair)
+    bar.close()
+    results = [done[i] for i in range(pairs)]
     n_success = sum(p.success for p in results)
     calls = sum(p.plan_calls for p in results)
     result = EvalResult(

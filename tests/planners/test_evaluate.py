@@ -125,3 +125,28 @@ def test_cli_planner_kwargs_only_pass_given_flags():
     args = planners.cli._parser().parse_args(["eval", "--model", "m", "--env", ENV, "--temperature", "0.2"])
     assert planners.cli.planner_kwargs("mppi", args) == {"temperature": 0.2}
     assert planners.cli.planner_kwargs("cem", args) == {}
+
+
+def test_workers_give_the_same_results_and_a_rerun_resumes(tmp_path):
+    """Pairs evaluated in 2 worker processes equal the sequential run (pair i always uses seed + i); with
+    ``out``, a re-run (here extended from 2 to 3 pairs) reuses the saved pairs and evaluates only the rest."""
+    kw = {"planner_kwargs": {"samples": 40, "topk": 5, "iterations": 2}, "mpc": True, "horizon": 3,
+          "progress": False, "videos": 0}  # fmt: skip
+    seq = evaluate(OracleWallModel(), ENV, "cem", pairs=3, seed=5, **kw)
+    out = tmp_path / "eval"
+    first = evaluate(OracleWallModel(), ENV, "cem", pairs=2, seed=5, out=out, **kw)
+    saved = {p.name: p.stat().st_mtime_ns for p in (out / "pairs").glob("pair_*.json")}
+    assert sorted(saved) == ["pair_000.json", "pair_001.json"]
+    par = evaluate(OracleWallModel(), ENV, "cem", pairs=3, seed=5, out=out, workers=2, **kw)
+    key = [(p.success, p.env_steps, round(p.final_distance, 9), p.costs) for p in seq.pairs]
+    assert [(p.success, p.env_steps, round(p.final_distance, 9), p.costs) for p in par.pairs] == key
+    assert [p.index for p in par.pairs] == [0, 1, 2] and first.pairs == par.pairs[:2]
+    for name, mtime in saved.items():  # reused, not re-evaluated
+        assert (out / "pairs" / name).stat().st_mtime_ns == mtime
+    other = evaluate(OracleWallModel(), ENV, "cem", pairs=1, seed=6, out=out, **kw)  # another config
+    assert (
+        other.pairs[0].index == 0
+        and (out / "pairs" / "pair_000.json").stat().st_mtime_ns != saved["pair_000.json"]
+    )
+    with pytest.raises(ValueError, match="workers=0"):
+        evaluate(OracleWallModel(), ENV, "cem", pairs=1, workers=0)
