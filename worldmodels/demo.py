@@ -47,11 +47,11 @@ def main(argv: list[str] | None = None) -> int:
         "--fit-args", default="", help="extra Lightning CLI arguments for the fit stage (one string)"
     )
     p.add_argument(
-        "--encoder-args", default="--steps 600", help="extra arguments for pretrain-encoder (one string)"
+        "--encoder-args", default="--steps 450", help="extra arguments for pretrain-encoder (one string)"
     )
     p.add_argument(
         "--plan-args",
-        default="--samples 100 --topk 10 --iters 5 --execute 2",
+        default="--samples 100 --topk 10 --iters 5 --execute 2 --workers 2",
         help="extra arguments for `planners eval` (one string; default: a CPU-sized CEM)",
     )
     args = p.parse_args(argv)
