@@ -20,6 +20,7 @@ import inspect
 import json
 import math
 import os
+import zlib
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -261,6 +262,18 @@ def _resize_like(img: np.ndarray, ref: np.ndarray) -> np.ndarray:
     return rearrange(t[0], "c h w -> h w c").to(torch.uint8).numpy()
 
 
+def _fingerprint(model: Any) -> str:
+    """CRC32 over the model's parameters and buffers (``nn.Module``), so saved pairs are only reused for the
+    same weights; other models: their class name."""
+    if not isinstance(model, torch.nn.Module):
+        return type(model).__name__
+    crc = 0
+    for name, t in sorted(model.state_dict().items()):
+        crc = zlib.crc32(name.encode(), crc)
+        crc = zlib.crc32(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes(), crc)
+    return f"{type(model).__name__}:{crc:08x}"
+
+
 def _json_safe(data: Any) -> Any:
     return json.loads(json.dumps(data, default=str))
 
@@ -432,7 +445,9 @@ def evaluate(
         videos=videos,
     )  # fmt: skip
     done: dict[int, PairResult] = {}
-    resume_key = _json_safe({k: v for k, v in config.items() if k != "pairs"})
+    resume_key = _json_safe(
+        {k: v for k, v in config.items() if k != "pairs"} | {"weights": _fingerprint(model)}
+    )
     if out_dir is not None:  # resume: pairs finished by an earlier run with the same config are kept
         for i in range(pairs):
             path = out_dir / "pairs" / f"pair_{i:03d}.json"

@@ -150,3 +150,13 @@ def test_workers_give_the_same_results_and_a_rerun_resumes(tmp_path):
     )
     with pytest.raises(ValueError, match="workers=0"):
         evaluate(OracleWallModel(), ENV, "cem", pairs=1, workers=0)
+
+
+def test_saved_pairs_are_not_reused_for_other_weights(tmp_path):
+    from planners.evaluate import _fingerprint
+
+    a, b = _tiny_latent_model(), _tiny_latent_model()
+    assert _fingerprint(a) == _fingerprint(b)
+    with torch.no_grad():
+        next(b.parameters()).add_(1e-3)
+    assert _fingerprint(a) != _fingerprint(b)
