@@ -63,3 +63,17 @@ def test_committed_configs_parse():
         proc = subprocess.run([sys.executable, "-m", "worldmodels.cli", "fit", "-c", cfg, "--print_config"],
                               capture_output=True, text=True)  # fmt: skip
         assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def test_bf16_autocast_fit_gives_a_finite_float32_model(wall_data, tmp_path):
+    import json
+
+    import torch
+
+    args = ["--data.root", str(wall_data / "data"), "--model.encoder_path", str(wall_data / "enc"),
+            "--trainer.default_root_dir", str(tmp_path / "fit"), "--trainer.precision", "bf16-mixed", *TINY]  # fmt: skip
+    assert wm(["fit", *args]) == 0
+    model = LatentWorldModel.from_pretrained(tmp_path / "fit" / "model")
+    assert all(p.dtype == torch.float32 and torch.isfinite(p).all() for p in model.parameters())
+    metrics = json.loads((tmp_path / "fit" / "model" / "metrics.json").read_text())
+    assert torch.isfinite(torch.tensor(metrics["val/mse"])) and metrics["global_step"] == 3
