@@ -59,8 +59,8 @@ class PairResult:
         index: pair number; the env's ``sample_start_goal`` seed is ``seed + index``.
         success: the env's ``is_success`` held at some step (the episode then terminates).
         env_steps: env steps executed.
-        final_distance: Euclidean distance between the final and the goal proprio, in env units (the agent
-            position for Wall / PointMaze).
+        final_distance: Euclidean distance between the final and the goal proprio, in env units (Wall: the
+            agent position; PointMaze: position and velocity, the goal at rest).
         plan_calls: planner calls (1 open loop; one per re-plan with MPC).
         plan_time: total seconds spent in the planner.
         final_plan_cost: the planner's cost of its last plan.
