@@ -132,7 +132,6 @@ def _write_video(path: Path, frames: list[np.ndarray], fps: int = 10) -> None:
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(data, indent=1))
     os.replace(tmp, path)
@@ -445,10 +444,12 @@ def evaluate(
         videos=videos,
     )  # fmt: skip
     done: dict[int, PairResult] = {}
-    resume_key = _json_safe(
-        {k: v for k, v in config.items() if k != "pairs"} | {"weights": _fingerprint(model)}
-    )
+    resume_key: Any = None
     if out_dir is not None:  # resume: pairs finished by an earlier run with the same config are kept
+        (out_dir / "pairs").mkdir(exist_ok=True)
+        resume_key = _json_safe(
+            {k: v for k, v in config.items() if k != "pairs"} | {"weights": _fingerprint(model)}
+        )
         for i in range(pairs):
             path = out_dir / "pairs" / f"pair_{i:03d}.json"
             if path.exists():

@@ -7,8 +7,6 @@ import sys
 import pytest
 import torch
 
-from worldmodels.data.collect import collect
-from worldmodels.encoders.conv_ae import ConvAEEncoder
 from worldmodels.models.latent_world_model import LatentWorldModel
 
 TINY = ["--data.num_hist", "1", "--data.num_pred", "2", "--data.frameskip", "2", "--data.batch_size", "4",
@@ -17,14 +15,6 @@ TINY = ["--data.num_hist", "1", "--data.num_pred", "2", "--data.frameskip", "2",
         "--trainer.limit_val_batches", "2", "--trainer.enable_progress_bar", "false",
         "--trainer.enable_model_summary", "false", "--trainer.logger", "false"]  # fmt: skip
 DDP = ["--trainer.strategy", "ddp", "--trainer.accelerator", "cpu", "--trainer.devices", "2"]
-
-
-@pytest.fixture(scope="module")
-def wall_data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("wall_ddp")
-    collect("worldmodels/Wall-v0", policy="noisy-expert", episodes=4, out=root / "data", progress=False)
-    ConvAEEncoder(embed_dim=16, width=8).save_pretrained(root / "enc")
-    return root
 
 
 @pytest.mark.slow

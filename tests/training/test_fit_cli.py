@@ -3,11 +3,7 @@
 import subprocess
 import sys
 
-import pytest
-
 from worldmodels.cli import main as wm
-from worldmodels.data.collect import collect
-from worldmodels.encoders.conv_ae import ConvAEEncoder
 from worldmodels.models.latent_world_model import LatentWorldModel
 
 TINY = ["--data.num_hist", "1", "--data.num_pred", "2", "--data.frameskip", "2", "--data.batch_size", "8",
@@ -15,14 +11,6 @@ TINY = ["--data.num_hist", "1", "--data.num_pred", "2", "--data.frameskip", "2",
         "--model.mlp_dim", "32", "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "3", "--trainer.limit_val_batches", "2",
         "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
         "--trainer.logger", "false"]  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def wall_data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("wall")
-    collect("worldmodels/Wall-v0", policy="noisy-expert", episodes=4, out=root / "data", progress=False)
-    ConvAEEncoder(embed_dim=16, width=8).save_pretrained(root / "enc")
-    return root
 
 
 def test_fit_writes_a_loadable_model_and_resumes(wall_data, tmp_path):

@@ -149,15 +149,6 @@ def collect(
         action_space=_space_json(env.action_space),
         extra={"seed": seed},
     )
-    for key, want in (("seed", seed),):
-        have = store.manifest["extra"].get(key)
-        if have != want:
-            raise ValueError(f"{out}/manifest.json: key {key!r} is {have!r}, this run asks for {want!r}")
-    if store.manifest["env_kwargs"] != env_kwargs:
-        raise ValueError(
-            f"{out}/manifest.json: key 'env_kwargs' is {store.manifest['env_kwargs']!r}, "
-            f"this run asks for {env_kwargs!r}"
-        )
     start = len(store)
     todo = [seed + i for i in range(start, episodes)]
     bar = tqdm(total=episodes, initial=start, desc=f"collect {env_id}", unit="ep", disable=not progress)

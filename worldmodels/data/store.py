@@ -19,9 +19,10 @@ keys with ``T`` rows (``action`` float32 ``(T, A)``, ``reward`` float32 ``(T,)``
 Appending is atomic and O(1) in the dataset size: an episode is written into a temporary directory, renamed
 into place, its line appended to ``episodes.jsonl`` (fsync'd), and only then counted in the manifest (temp
 file + ``os.replace``). In memory, ``store.manifest["episodes"]`` lists the committed entries. Stores written
-in format 1 (episode entries inside ``manifest.json``) are read and migrated on their next append. An interrupted writer leaves at most an unlisted
-directory, which the next writer removes (on :meth:`EpisodeStore.create` and before each append); a reader
-never sees a half-written episode because it only looks at episodes the manifest lists.
+in format 1 (episode entries inside ``manifest.json``) are read and migrated on their next append. An
+interrupted writer leaves at most an unlisted directory, which the next writer removes (on
+:meth:`EpisodeStore.create` and before each append); a reader never sees a half-written episode because it
+only looks at episodes the manifest lists.
 """
 
 from __future__ import annotations
@@ -88,7 +89,9 @@ def _read_index(path: Path, count: int, nbytes: int) -> list[dict[str, Any]]:
         raise ValueError(f"{path}: has {len(data)} bytes, the manifest's index_bytes is {nbytes}")
     lines = data.splitlines(keepends=True)
     if len(lines) != count or (lines and not lines[-1].endswith(b"\n")):
-        raise ValueError(f"{path}: has {len(lines)} entries in its committed bytes, the manifest lists {count}")
+        raise ValueError(
+            f"{path}: has {len(lines)} entries in its committed bytes, the manifest lists {count}"
+        )
     entries = []
     for i, line in enumerate(lines):
         try:
@@ -142,6 +145,9 @@ class EpisodeStore:
             observation_space / action_space: JSON descriptions of the spaces.
             exist_ok: reopen an existing store (resume); otherwise an existing store is an error.
             extra: more JSON metadata stored in the manifest.
+
+        Reopening checks that ``env_id``, ``behaviour_policy``, ``env_kwargs`` and every ``extra`` key match
+        the stored ones (a resumed collection must not mix settings); a mismatch names the key.
         """
         root = Path(root)
         if (root / "manifest.json").exists():
@@ -149,10 +155,16 @@ class EpisodeStore:
                 raise ValueError(f"{root}: a dataset already exists here (exist_ok=False)")
             store = cls.open(root, verify=True)
             store._cleanup_uncommitted()
-            for key, want in (("env_id", env_id), ("behaviour_policy", behaviour_policy)):
-                if store.manifest[key] != want:
+            have = store.manifest | store.manifest["extra"]
+            wants = {
+                "env_id": env_id,
+                "behaviour_policy": behaviour_policy,
+                "env_kwargs": dict(env_kwargs or {}),
+            }
+            for key, want in (wants | dict(extra or {})).items():
+                if have.get(key) != want:
                     raise ValueError(
-                        f"{root}/manifest.json: key {key!r} is {store.manifest[key]!r}, this run asks for {want!r}"
+                        f"{root}/manifest.json: key {key!r} is {have.get(key)!r}, this run asks for {want!r}"
                     )
             return store
         (root / "episodes").mkdir(parents=True, exist_ok=True)
@@ -354,9 +366,9 @@ class EpisodeStore:
 
     def _write_index(self) -> None:
         """Rewrite ``episodes.jsonl`` with the committed entries (atomically)."""
-        data = "".join(json.dumps(e, separators=(",", ":")) + "\n" for e in self.manifest["episodes"]).encode()
-        atomic_write_text(self.root / "episodes.jsonl", data.decode())
-        self.manifest["index_bytes"] = len(data)
+        text = "".join(json.dumps(e, separators=(",", ":")) + "\n" for e in self.manifest["episodes"])
+        atomic_write_text(self.root / "episodes.jsonl", text)
+        self.manifest["index_bytes"] = len(text.encode())
 
     def _append_index(self, entry: dict[str, Any]) -> int:
         """Append one entry after the committed bytes (cutting the tail of an interrupted append); returns
