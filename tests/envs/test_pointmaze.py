@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -59,3 +62,18 @@ def test_medium_maze_is_larger() -> None:
     env = PointMazeMediumEnv(img_size=32)
     assert len(env.maze.maze_map) == 8 and env.planning_budget > PointMazeUMazeEnv.planning_budget
     env.close()
+
+
+def test_optimizer_after_egl_rendering_does_not_crash() -> None:
+    """Regression: triton's LLVM loaded after Mesa's EGL segfaulted at the first torch.optim optimizer
+    (the GD planner on PointMaze); run in a fresh process so a crash fails this test, not the session."""
+    code = (
+        "import torch\n"
+        "from worldmodels.envs.pointmaze import PointMazeUMazeEnv\n"
+        "env = PointMazeUMazeEnv(img_size=32)\n"
+        "env.reset(seed=0)\n"
+        "torch.optim.Adam([torch.zeros(2, requires_grad=True)], lr=0.1)\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and out.stdout.strip().endswith("ok"), out.stderr[-2000:]

@@ -9,6 +9,8 @@ measures both settings side by side.
 
 from __future__ import annotations
 
+import importlib.util
+
 import mujoco
 import numpy as np
 
@@ -20,6 +22,17 @@ FAST_OFF_FLAGS: tuple[mujoco.mjtRndFlag, ...] = (
     mujoco.mjtRndFlag.mjRND_FOG,
     mujoco.mjtRndFlag.mjRND_HAZE,
 )
+
+
+def _load_triton_before_egl() -> None:
+    """Import triton (when installed) before the first GL context exists.
+
+    Triton's native library carries its own LLVM; loaded *after* Mesa's EGL driver (which loads the
+    system libLLVM) the symbols clash and the process segfaults, e.g. at the first ``torch.optim`` optimizer
+    built after an env rendered a frame (torch imports triton lazily there). Loaded first, both coexist.
+    """
+    if importlib.util.find_spec("triton") is not None:
+        import triton  # noqa: F401
 
 
 class TopDownRenderer:
@@ -43,6 +56,7 @@ class TopDownRenderer:
             azimuth: camera azimuth in degrees (90: world +x to the right, +y up in the image).
             fast: switch off shadows, reflections, skybox, fog, haze and multisampling.
         """
+        _load_triton_before_egl()
         if fast:
             model.vis.quality.offsamples = 0
         model.vis.global_.offwidth = max(model.vis.global_.offwidth, img_size)
