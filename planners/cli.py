@@ -21,7 +21,10 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="cmd", required=True)
     e = sub.add_parser("eval", help="zero-shot goal reaching (DINO-WM protocol): success rate, videos, plot")
     e.add_argument(
-        "--model", required=True, help="saved world model directory (config.json + model.safetensors)"
+        "--model",
+        required=True,
+        help="saved world model directory (config.json + model.safetensors), or 'oracle' for the env's exact "
+        "dynamics (Wall-v0; the planner's ceiling)",
     )
     e.add_argument("--env", required=True, help="env id, e.g. worldmodels/Wall-v0")
     e.add_argument("--planner", default="cem", choices=PLANNERS)
@@ -80,17 +83,28 @@ def planner_kwargs(name: str, args: argparse.Namespace) -> dict[str, Any]:
     return {k: v for k, v in given.items() if v is not None}
 
 
+def load_model(path: str, env_id: str, device: str) -> Any:
+    """A saved world model directory, or ``oracle``: the env's exact dynamics (:mod:`planners.oracle`)."""
+    from planners.oracle import ORACLE_ENVS, WallOracleModel
+    from worldmodels.models.latent_world_model import LatentWorldModel
+
+    if path == "oracle":
+        if env_id not in ORACLE_ENVS:
+            raise ValueError(f"--model oracle: no oracle model for --env {env_id} (available: {ORACLE_ENVS})")
+        return WallOracleModel()
+    return LatentWorldModel.from_pretrained(path, map_location=device).eval()
+
+
 def eval_main(args: argparse.Namespace) -> int:
     import torch
 
     from planners.evaluate import evaluate
-    from worldmodels.models.latent_world_model import LatentWorldModel
 
     torch.set_flush_denormal(True)
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
-        model = LatentWorldModel.from_pretrained(args.model, map_location=args.device).eval()
+        model = load_model(args.model, args.env, args.device)
         res = evaluate(
             model, args.env, args.planner, pairs=args.pairs, seed=args.seed, mpc=args.mpc, out=args.out,
             horizon=args.horizon, execute=args.execute, planner_kwargs=planner_kwargs(args.planner, args),

@@ -12,11 +12,11 @@ import imageio.v2 as imageio
 import numpy as np
 import pytest
 import torch
-from planners_testing import OracleWallModel
 
 import planners.cli
 from planners.cli import main
 from planners.evaluate import evaluate, wilson_interval
+from planners.oracle import WallOracleModel
 from worldmodels.envs.wall import SUCCESS_DISTANCE
 
 ENV = "worldmodels/Wall-v0"
@@ -32,7 +32,7 @@ def test_wilson_interval_matches_textbook_values():
 
 
 def test_mpc_with_an_oracle_model_writes_results_videos_and_plot(tmp_path):
-    res = evaluate(OracleWallModel(), ENV, "cem", pairs=2, seed=0, mpc=True, out=tmp_path,
+    res = evaluate(WallOracleModel(), ENV, "cem", pairs=2, seed=0, mpc=True, out=tmp_path,
                    planner_kwargs=SMALL_CEM, progress=False)  # fmt: skip
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["success_rate"] == res.success_rate == sum(p["success"] for p in saved["pairs"]) / 2
@@ -53,7 +53,7 @@ def test_mpc_with_an_oracle_model_writes_results_videos_and_plot(tmp_path):
 
 
 def test_open_loop_plans_once_and_executes_the_horizon():
-    res = evaluate(OracleWallModel(), ENV, "mppi", pairs=2, seed=3, mpc=False, horizon=3,
+    res = evaluate(WallOracleModel(), ENV, "mppi", pairs=2, seed=3, mpc=False, horizon=3,
                    planner_kwargs={"samples": 50, "iterations": 2}, progress=False)  # fmt: skip
     for p in res.pairs:
         assert p.plan_calls == 1
@@ -63,11 +63,11 @@ def test_open_loop_plans_once_and_executes_the_horizon():
 
 def test_evaluate_rejects_bad_arguments():
     with pytest.raises(ValueError, match="planner='nope'"):
-        evaluate(OracleWallModel(), ENV, "nope", pairs=1)
+        evaluate(WallOracleModel(), ENV, "nope", pairs=1)
     with pytest.raises(ValueError, match="env_id"):
-        evaluate(OracleWallModel(), "worldmodels/Nope-v0", "cem", pairs=1)
+        evaluate(WallOracleModel(), "worldmodels/Nope-v0", "cem", pairs=1)
     with pytest.raises(ValueError, match="pairs"):
-        evaluate(OracleWallModel(), ENV, "cem", pairs=0)
+        evaluate(WallOracleModel(), ENV, "cem", pairs=0)
 
 
 def _tiny_latent_model():
@@ -117,6 +117,19 @@ def test_cli_reports_a_missing_model(tmp_path, capsys):
     assert "no saved model" in capsys.readouterr().err
 
 
+def test_cli_oracle_model_plans_with_the_exact_dynamics(tmp_path, capsys):
+    args = ["eval", "--model", "oracle", "--planner", "icem", "--mpc", "--execute", "2", "--pairs", "2",
+            "--samples", "100", "--topk", "10", "--iters", "5", "--no-progress", "--out", str(tmp_path)]  # fmt: skip
+    assert main([*args, "--env", ENV]) == 0
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["success_rate"] == 1.0  # exact dynamics: both pairs (seed 0, 1) reach their goal
+    capsys.readouterr()
+    assert main([*args, "--env", "worldmodels/PointMazeUMaze-v0"]) == 2
+    assert (
+        "--model oracle: no oracle model for --env worldmodels/PointMazeUMaze-v0" in capsys.readouterr().err
+    )
+
+
 def test_cli_planner_kwargs_only_pass_given_flags():
     args = planners.cli._parser().parse_args(
         ["eval", "--model", "m", "--env", ENV, "--planner", "gd", "--iters", "7"]
@@ -132,24 +145,24 @@ def test_workers_give_the_same_results_and_a_rerun_resumes(tmp_path):
     ``out``, a re-run (here extended from 2 to 3 pairs) reuses the saved pairs and evaluates only the rest."""
     kw = {"planner_kwargs": {"samples": 40, "topk": 5, "iterations": 2}, "mpc": True, "horizon": 3,
           "progress": False, "videos": 0}  # fmt: skip
-    seq = evaluate(OracleWallModel(), ENV, "cem", pairs=3, seed=5, **kw)
+    seq = evaluate(WallOracleModel(), ENV, "cem", pairs=3, seed=5, **kw)
     out = tmp_path / "eval"
-    first = evaluate(OracleWallModel(), ENV, "cem", pairs=2, seed=5, out=out, **kw)
+    first = evaluate(WallOracleModel(), ENV, "cem", pairs=2, seed=5, out=out, **kw)
     saved = {p.name: p.stat().st_mtime_ns for p in (out / "pairs").glob("pair_*.json")}
     assert sorted(saved) == ["pair_000.json", "pair_001.json"]
-    par = evaluate(OracleWallModel(), ENV, "cem", pairs=3, seed=5, out=out, workers=2, **kw)
+    par = evaluate(WallOracleModel(), ENV, "cem", pairs=3, seed=5, out=out, workers=2, **kw)
     key = [(p.success, p.env_steps, round(p.final_distance, 9), p.costs) for p in seq.pairs]
     assert [(p.success, p.env_steps, round(p.final_distance, 9), p.costs) for p in par.pairs] == key
     assert [p.index for p in par.pairs] == [0, 1, 2] and first.pairs == par.pairs[:2]
     for name, mtime in saved.items():  # reused, not re-evaluated
         assert (out / "pairs" / name).stat().st_mtime_ns == mtime
-    other = evaluate(OracleWallModel(), ENV, "cem", pairs=1, seed=6, out=out, **kw)  # another config
+    other = evaluate(WallOracleModel(), ENV, "cem", pairs=1, seed=6, out=out, **kw)  # another config
     assert (
         other.pairs[0].index == 0
         and (out / "pairs" / "pair_000.json").stat().st_mtime_ns != saved["pair_000.json"]
     )
     with pytest.raises(ValueError, match="workers=0"):
-        evaluate(OracleWallModel(), ENV, "cem", pairs=1, workers=0)
+        evaluate(WallOracleModel(), ENV, "cem", pairs=1, workers=0)
 
 
 def test_saved_pairs_are_not_reused_for_other_weights(tmp_path):

@@ -1,0 +1,92 @@
+"""Exact-dynamics ("oracle") world models: planning with them isolates the planner and objective from
+model error. ``planners eval --model oracle --env worldmodels/Wall-v0`` plans with :class:`WallOracleModel`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from worldmodels.envs.wall import AGENT_RADIUS, ARENA, FIXED_LAYOUT, MAX_STEP, N_SUBSTEPS, WALL_WIDTH
+
+#: env ids with an oracle model, for ``planners eval --model oracle``
+ORACLE_ENVS = ("worldmodels/Wall-v0",)
+
+
+@dataclass
+class PositionState:
+    """``visual (B, T, 1, 2)`` and ``proprio (B, T, 2)``: the agent position / 64."""
+
+    visual: Tensor
+    proprio: Tensor
+
+
+class WallOracleModel:
+    """A perfect world model of ``worldmodels/Wall-v0`` (fixed layout): the state is the agent position
+    (``visual (B, T, 1, 2)`` and ``proprio (B, T, 2)``, both position / 64) and the rollout applies the env's
+    own collision dynamics, vectorised over candidates, ``frameskip`` env steps per model step. ``decode``
+    draws the agent, so videos get an imagined panel.
+
+    Planning with it measures the planner and objective alone (``planners eval --model oracle``): the best
+    any learned world model can do with the same settings; the tests use it so a planner bug cannot hide
+    behind a weak model."""
+
+    num_hist = 1
+    img_size = 64
+
+    def __init__(self, frameskip: int = 5):
+        self.frameskip = frameskip
+        self.action_dim = 2 * frameskip
+
+    def encode(self, obs: dict[str, Tensor]) -> PositionState:
+        x = obs["proprio"].float() / 64.0
+        return PositionState(x[:, :, None], x)
+
+    def _move(self, pos: Tensor, action: Tensor) -> Tensor:
+        wall_x, center, height = FIXED_LAYOUT
+        lo, hi = AGENT_RADIUS, ARENA - AGENT_RADIUS
+        door_lo, door_hi = center - height / 2 + AGENT_RADIUS, center + height / 2 - AGENT_RADIUS
+
+        def free(p: Tensor) -> Tensor:
+            out_band = (p[:, 0] - wall_x).abs() >= WALL_WIDTH / 2 + AGENT_RADIUS
+            in_door = (p[:, 1] >= door_lo) & (p[:, 1] <= door_hi)
+            return out_band | in_door
+
+        delta = action.clamp(-1, 1) * MAX_STEP / N_SUBSTEPS
+        for _ in range(N_SUBSTEPS):
+            moved = pos
+            done = torch.zeros(pos.shape[0], dtype=torch.bool)
+            for mask in (torch.tensor([1.0, 1.0]), torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0])):
+                cand = (pos + delta * mask).clamp(lo, hi)
+                take = free(cand) & ~done
+                moved = torch.where(take[:, None], cand, moved)
+                done = done | take
+            pos = moved
+        return pos
+
+    def rollout(self, state: PositionState, actions: Tensor) -> PositionState:
+        b, horizon, _ = actions.shape
+        pos = (state.visual[:, -1, 0] * 64.0).expand(b, -1)
+        out = []
+        for h in range(horizon):
+            for a in actions[:, h].reshape(b, self.frameskip, 2).unbind(1):
+                pos = self._move(pos, a)
+            out.append(pos / 64.0)
+        x = torch.stack(out, 1)
+        return PositionState(x[:, :, None], x)
+
+    def decode(self, state: PositionState) -> Tensor:
+        """``(B, T, 3, 64, 64)`` in [0, 1]: a red disk at the predicted position."""
+        pos = state.visual[:, :, 0] * 64.0  # (B, T, 2)
+        grid = (torch.arange(64) + 0.5).float()
+        dx = grid[None, None, None, :] - pos[..., 0, None, None]
+        dy = grid[None, None, :, None] - pos[..., 1, None, None]
+        disk = ((dx**2 + dy**2) <= 2.5**2).float()
+        return torch.stack([disk, 0.2 * disk, 0.2 * disk], 2)
+
+    def action_bounds(self) -> tuple[Tensor, Tensor]:
+        return -torch.ones(self.action_dim), torch.ones(self.action_dim)
+
+    def to_env_actions(self, actions: Tensor) -> Tensor:
+        return actions.reshape(-1, 2)
