@@ -71,6 +71,24 @@ def test_resume_with_other_settings_is_refused(tmp_path):
         collect(ENV, policy="expert", episodes=2, out=tmp_path / "d", env_kwargs=KW, progress=False)
 
 
+def test_noise_std_sets_the_action_noise_and_is_checked_on_resume(tmp_path):
+    calm = collect(ENV, policy="noisy-expert", episodes=3, out=tmp_path / "a", env_kwargs=KW, progress=False)
+    jerky = collect(ENV, policy="noisy-expert", episodes=3, out=tmp_path / "b", env_kwargs=KW, noise_std=1.0,
+                    progress=False)  # fmt: skip
+
+    def step_change(store):  # mean |a_t - a_{t-1}|: noise makes consecutive actions differ
+        return np.mean(
+            [np.abs(np.diff(store.episode(i)["action"], axis=0)).mean() for i in range(len(store))]
+        )
+
+    assert step_change(jerky) > 1.5 * step_change(calm)
+    with pytest.raises(ValueError, match="key 'noise_std'"):
+        collect(ENV, policy="noisy-expert", episodes=4, out=tmp_path / "b", env_kwargs=KW, noise_std=0.5,
+                progress=False)  # fmt: skip
+    with pytest.raises(ValueError, match=r"noise_std=1\.0 applies to policy='noisy-expert' only"):
+        collect(ENV, policy="random", episodes=1, out=tmp_path / "c", noise_std=1.0, progress=False)
+
+
 def test_bad_arguments(tmp_path):
     with pytest.raises(ValueError, match="policy='nope'"):
         collect(ENV, policy="nope", episodes=1, out=tmp_path / "x")

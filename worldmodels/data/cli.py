@@ -33,6 +33,9 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--workers", type=int, default=1, help="simulator processes (default 1)")
     c.add_argument("--seed", type=int, default=0, help="episode i uses seed + i (default 0)")
     c.add_argument("--img-size", type=int, default=None, help="image size for visual envs (env default)")
+    c.add_argument(
+        "--noise-std", type=float, default=None, help="noisy-expert: Gaussian action noise std (default 0.3)"
+    )
     i = sub.add_parser("info", help="print a summary of a dataset")
     i.add_argument("root")
     r = sub.add_parser("render", help="write one episode's frames as a video")
@@ -111,7 +114,7 @@ def main(argv: list[str]) -> int:
 
         kwargs = {} if args.img_size is None else {"img_size": args.img_size}
         store = collect(args.env, policy=args.policy, episodes=args.episodes, out=args.out, workers=args.workers,
-                        seed=args.seed, env_kwargs=kwargs)  # fmt: skip
+                        seed=args.seed, env_kwargs=kwargs, noise_std=args.noise_std)  # fmt: skip
         print(f"{args.out}: {len(store)} episodes, {int(store.episode_lengths.sum())} steps")
     elif args.cmd == "info":
         print(json.dumps(info(args.root), indent=2))

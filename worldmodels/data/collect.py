@@ -40,11 +40,12 @@ def _space_json(space) -> dict[str, Any]:
     return {"type": type(space).__name__, "repr": repr(space)}
 
 
-def _make_policy(env, policy: str, seed: int):
+def _make_policy(env, policy: str, seed: int, noise_std: float | None = None):
     if policy in BUILTIN_POLICIES:
         from worldmodels.envs.controllers import ScriptedPolicy
 
-        return ScriptedPolicy(env, policy, seed=seed)
+        kwargs = {} if noise_std is None else {"noise_std": noise_std}
+        return ScriptedPolicy(env, policy, seed=seed, **kwargs)
     from worldmodels.data.policies import MLPPolicy
 
     return MLPPolicy.from_pretrained(policy).as_env_policy(env)
@@ -91,13 +92,13 @@ def rollout_episode(env, policy, seed: int) -> dict[str, np.ndarray]:
 _WORKER: dict[str, Any] = {}
 
 
-def _worker_init(env_id: str, env_kwargs: dict[str, Any], policy: str) -> None:
+def _worker_init(env_id: str, env_kwargs: dict[str, Any], policy: str, noise_std: float | None) -> None:
     import gymnasium as gym
 
     import worldmodels.envs  # noqa: F401  (registers the ids)
 
     env = gym.make(env_id, **env_kwargs)
-    _WORKER.update(env=env, policy=_make_policy(env, policy, seed=0))
+    _WORKER.update(env=env, policy=_make_policy(env, policy, seed=0, noise_std=noise_std))
 
 
 def _worker_episode(seed: int) -> tuple[int, dict[str, np.ndarray]]:
@@ -113,6 +114,7 @@ def collect(
     workers: int = 1,
     seed: int = 0,
     env_kwargs: dict[str, Any] | None = None,
+    noise_std: float | None = None,
     progress: bool = True,
 ) -> EpisodeStore:
     """Collect ``episodes`` episodes of ``policy`` in ``env_id`` into ``out`` (resuming if it exists).
@@ -126,6 +128,8 @@ def collect(
         workers: simulator processes (``1`` runs in this process).
         seed: episode ``i`` uses seed ``seed + i``.
         env_kwargs: keyword arguments for ``gymnasium.make`` (e.g. ``{"img_size": 64}``).
+        noise_std: action noise of ``noisy-expert`` (``None``: the policy's default, 0.3); larger values
+            give jerkier actions, closer to what sampling planners try.
         progress: show a tqdm bar.
     """
     import gymnasium as gym
@@ -138,6 +142,8 @@ def collect(
         raise ValueError(f"workers={workers} must be >= 1")
     if policy not in BUILTIN_POLICIES and not (Path(policy) / "config.json").exists():
         raise ValueError(f"policy={policy!r}: expected one of {BUILTIN_POLICIES} or a saved policy directory")
+    if noise_std is not None and policy != "noisy-expert":
+        raise ValueError(f"noise_std={noise_std} applies to policy='noisy-expert' only, not {policy!r}")
     env_kwargs = dict(env_kwargs or {})
     env = gym.make(env_id, **env_kwargs)
     store = EpisodeStore.create(
@@ -147,20 +153,22 @@ def collect(
         behaviour_policy=policy,
         observation_space=_space_json(env.observation_space),
         action_space=_space_json(env.action_space),
-        extra={"seed": seed},
+        extra={"seed": seed} if noise_std is None else {"seed": seed, "noise_std": noise_std},
     )
     start = len(store)
     todo = [seed + i for i in range(start, episodes)]
     bar = tqdm(total=episodes, initial=start, desc=f"collect {env_id}", unit="ep", disable=not progress)
     if workers == 1:
-        pol = _make_policy(env, policy, seed=0)
+        pol = _make_policy(env, policy, seed=0, noise_std=noise_std)
         for s in todo:
             store.append_episode(rollout_episode(env, pol, s), seed=s)
             bar.update()
     elif todo:
         ctx = mp.get_context("spawn")
         seeds = iter(todo)
-        with ctx.Pool(workers, initializer=_worker_init, initargs=(env_id, env_kwargs, policy)) as pool:
+        with ctx.Pool(
+            workers, initializer=_worker_init, initargs=(env_id, env_kwargs, policy, noise_std)
+        ) as pool:
             pending = deque((s, pool.apply_async(_worker_episode, (s,))) for s in islice(seeds, 2 * workers))
             while pending:
                 s, result = pending.popleft()
