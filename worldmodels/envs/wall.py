@@ -5,7 +5,7 @@ units split by a vertical wall of width :data:`WALL_WIDTH` with one door. Coordi
 right (image columns), ``y`` grows downward (image rows); the arena is ``[0, 64]^2`` and pixel ``(i, j)`` of
 an ``S x S`` image covers ``[j, j + 1] x [i, i + 1] * 64 / S``.
 
-* :class:`WallEnv` (``worldmodels/Wall-v0``): a fixed layout (wall at x=32, door centred at y=44, 12 high);
+* :class:`WallEnv` (``worldmodels/Wall-v0``): a fixed layout (wall at x=32, door centred at y=32, 12 high, as DINO-WM's door near the middle);
   state ``(x, y)``.
 * :class:`WallRandomEnv` (``worldmodels/WallRandom-v0``): wall x-position, door centre and door height are
   drawn per episode; the layout is part of the state ``(x, y, wall_x, door_center, door_height)``.
@@ -33,7 +33,7 @@ N_SUBSTEPS = 4
 #: DINO-WM's 4.5 on a 65-unit arena, scaled to the 64-unit arena
 SUCCESS_DISTANCE = 4.5 * ARENA / 65.0
 #: fixed layout of ``Wall-v0``: (wall_x, door_center, door_height)
-FIXED_LAYOUT = (32.0, 44.0, 12.0)
+FIXED_LAYOUT = (32.0, 32.0, 12.0)
 #: ranges of the ``WallRandom-v0`` layout: wall_x, door_center, door_height
 RANDOM_LAYOUT_RANGES = ((20.0, 44.0), (14.0, 50.0), (10.0, 18.0))
 
