@@ -1,0 +1,96 @@
+"""Open-loop position error of Wall world models on planner-like random action sequences.
+
+Sampling planners score jerky, random action sequences, not the smooth ones a scripted controller
+produces; this measures how far a model's imagined agent position drifts from the real one on such
+sequences: from ``--starts`` held-out start states (``sample_start_goal(1000 + i)``), a random sequence of
+``--horizon`` model steps (alternately uniform in the action bounds and Gaussian like CEM's first
+iteration) is imagined by each model and executed in ``worldmodels/Wall-v0``.
+
+    python benchmarks/rollout_error.py runs/wall/fit/model [OTHER_MODEL ...] [--starts 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+import worldmodels.envs  # noqa: F401  (registers the ids)
+from worldmodels.models.latent_world_model import LatentWorldModel
+
+ENV = "worldmodels/Wall-v0"
+
+
+def rollout_errors(model: LatentWorldModel, starts: int, horizon: int, seed: int) -> np.ndarray:
+    """``(starts, horizon)`` distances between imagined and real agent positions after each model step."""
+    env = gym.make(ENV).unwrapped
+    low, high = model.action_bounds()
+    gen = torch.Generator().manual_seed(seed)
+    errors = []
+    for i in range(starts):
+        start, _ = env.sample_start_goal(1000 + i)
+        obs, _ = env.reset(options={"state": start})
+        shape = (horizon, low.numel())
+        if i % 2:
+            actions = torch.randn(shape, generator=gen).clamp(low, high)
+        else:
+            actions = low + (high - low) * torch.rand(shape, generator=gen)
+        with torch.inference_mode():
+            state = model.encode(
+                {
+                    "pixels": torch.as_tensor(obs["pixels"]).permute(2, 0, 1)[None, None],
+                    "proprio": torch.as_tensor(obs["proprio"])[None, None],
+                }
+            )
+            imagined = model.rollout(state, actions[None]).proprio[0] * model.proprio_std + model.proprio_mean
+        real = []
+        for k, action in enumerate(model.to_env_actions(actions).numpy()):
+            obs, *_ = env.step(action)
+            if (k + 1) % model.frameskip == 0:
+                real.append(obs["proprio"][:2])
+        errors.append(np.linalg.norm(imagined[:, :2].numpy() - np.array(real), axis=-1))
+    env.close()
+    return np.array(errors)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("models", nargs="+", help="saved Wall world model directories")
+    p.add_argument("--starts", type=int, default=100)
+    p.add_argument("--horizon", type=int, default=5, help="model steps (x frameskip env steps)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, default=Path("benchmarks/results/rollout_error.json"))
+    args = p.parse_args(argv)
+    torch.set_num_threads(1)
+    rows = {}
+    for path in args.models:
+        err = rollout_errors(LatentWorldModel.from_pretrained(path), args.starts, args.horizon, args.seed)
+        rows[path] = {
+            "mean_error_per_step": err.mean(0).round(3).tolist(),
+            "final_mean": float(err[:, -1].mean()),
+            "final_median": float(np.median(err[:, -1])),
+            "final_p90": float(np.percentile(err[:, -1], 90)),
+        }
+    print(f"\n{args.starts} starts, {args.horizon} model steps; error in arena units (success radius 4.43)\n")
+    print("| model | mean error per model step | final mean | final median | final p90 |")
+    print("|---|---|---:|---:|---:|")
+    for path, r in rows.items():
+        steps = ", ".join(f"{e:.2f}" for e in r["mean_error_per_step"])
+        print(
+            f"| {path} | {steps} | {r['final_mean']:.2f} | {r['final_median']:.2f} | {r['final_p90']:.2f} |"
+        )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = args.out.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"starts": args.starts, "horizon": args.horizon, "models": rows}, indent=1))
+    tmp.replace(args.out)
+    print(f"\nwrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
