@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 import worldmodels.envs  # noqa: F401  (registers the ids)
+from planners.evaluate import to_model_obs
 from worldmodels.models.latent_world_model import LatentWorldModel
 
 ENV = "worldmodels/Wall-v0"
@@ -41,12 +42,7 @@ def rollout_errors(model: LatentWorldModel, starts: int, horizon: int, seed: int
         else:
             actions = low + (high - low) * torch.rand(shape, generator=gen)
         with torch.inference_mode():
-            state = model.encode(
-                {
-                    "pixels": torch.as_tensor(obs["pixels"]).permute(2, 0, 1)[None, None],
-                    "proprio": torch.as_tensor(obs["proprio"])[None, None],
-                }
-            )
+            state = model.encode(to_model_obs([obs], torch.device("cpu")))
             imagined = model.rollout(state, actions[None]).proprio[0] * model.proprio_std + model.proprio_mean
         real = []
         for k, action in enumerate(model.to_env_actions(actions).numpy()):

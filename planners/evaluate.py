@@ -111,7 +111,7 @@ def _model_device(model: Any) -> torch.device:
     return torch.device("cpu")
 
 
-def _to_model_obs(frames: list[Mapping[str, np.ndarray]], device: torch.device) -> dict[str, Tensor]:
+def to_model_obs(frames: list[Mapping[str, np.ndarray]], device: torch.device) -> dict[str, Tensor]:
     """``T`` env observations -> ``pixels`` uint8 ``(1, T, 3, S, S)`` and ``proprio`` float ``(1, T, P)``."""
     pixels = torch.as_tensor(np.stack([f["pixels"] for f in frames]), device=device)
     proprio = torch.as_tensor(np.stack([f["proprio"] for f in frames]), device=device, dtype=torch.float32)
@@ -194,7 +194,7 @@ class _Episode:
 
     def observe(self) -> Any:
         frames = self.history[-self.num_hist :]
-        obs = _to_model_obs(frames, self.device)
+        obs = to_model_obs(frames, self.device)
         with torch.no_grad():  # not inference_mode: gradient planners back-propagate from this state
             if self.takes_past and len(frames) > 1:
                 past = torch.stack(self.past_actions[-(len(frames) - 1) :])[None]
@@ -306,7 +306,7 @@ class _PairJob:
         start, goal = env.unwrapped.sample_start_goal(self.seed + i)
         goal_obs = env.unwrapped.obs_from_state(goal)
         with torch.no_grad():
-            goal_state = model.encode(_to_model_obs([goal_obs], device))
+            goal_state = model.encode(to_model_obs([goal_obs], device))
         with_video = self.out_dir is not None and (self.videos is None or i < self.videos)
         objective = GoalDistance(
             goal_state, alpha=self.alpha, mode=self.objective_mode, discount=self.discount

@@ -82,7 +82,7 @@ class WallOracleModel:
         grid = (torch.arange(64) + 0.5).float()
         dx = grid[None, None, None, :] - pos[..., 0, None, None]
         dy = grid[None, None, :, None] - pos[..., 1, None, None]
-        disk = ((dx**2 + dy**2) <= 2.5**2).float()
+        disk = ((dx**2 + dy**2) <= AGENT_RADIUS**2).float()
         return torch.stack([disk, 0.2 * disk, 0.2 * disk], 2)
 
     def action_bounds(self) -> tuple[Tensor, Tensor]:
