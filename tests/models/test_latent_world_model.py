@@ -14,12 +14,12 @@ PRED = dict(num_patches=16, visual_dim=8, proprio_dim=2, action_dim=4, max_frame
             head_dim=8, mlp_dim=64)  # fmt: skip
 
 
-def tiny_model(seed: int = 0) -> LatentWorldModel:
+def tiny_model(seed: int = 0, **pred) -> LatentWorldModel:
     torch.manual_seed(seed)
     enc = ConvAEEncoder(embed_dim=8, width=8, num_down=3)  # 32 px -> 4 x 4 patches
     stats = dict(proprio_mean=torch.tensor([1.0, -1.0]), proprio_std=torch.tensor([2.0, 0.5]),
                  action_mean=torch.zeros(4), action_std=torch.full((4,), 0.5))  # fmt: skip
-    return LatentWorldModel(enc, {"name": "conv_ae", "config": enc.config}, PRED, stats, frameskip=2, num_hist=1,
+    return LatentWorldModel(enc, {"name": "conv_ae", "config": enc.config}, {**PRED, **pred}, stats, frameskip=2, num_hist=1,
                             img_size=32, env_id="worldmodels/Wall-v0").eval()  # fmt: skip
 
 
@@ -44,9 +44,30 @@ def test_changing_a_later_frame_never_changes_an_earlier_prediction():
     assert not torch.allclose(new_v[:, 2:], out_v[:, 2:])
 
 
-@pytest.mark.parametrize("history", [1, 3])
-def test_kv_cached_rollout_equals_full_recomputation(history):
-    model = tiny_model()
+def test_residual_predictor_starts_at_copy_last_and_learns_a_change():
+    torch.manual_seed(0)
+    pred = LatentPredictor(**PRED, residual=True)
+    v, p, a = torch.randn(2, 3, 16, 8), torch.randn(2, 3, 2), torch.randn(2, 3, 4)
+    out_v, out_p = pred(v, p, a)
+    torch.testing.assert_close(out_v, v)  # zero-initialised heads: next = current
+    torch.testing.assert_close(out_p, p)
+    target_v, target_p = v + 1.0, p - 0.5
+    opt = torch.optim.Adam(pred.parameters(), lr=1e-2)
+    for _ in range(50):
+        out_v, out_p = pred(v, p, a)
+        loss = torch.nn.functional.mse_loss(out_v, target_v) + torch.nn.functional.mse_loss(out_p, target_p)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.05
+
+
+@pytest.mark.parametrize("history,residual", [(1, False), (3, False), (3, True)])
+def test_kv_cached_rollout_equals_full_recomputation(history, residual):
+    model = tiny_model(residual=residual)
+    if residual:  # non-zero heads, so the residual path is exercised
+        for head in (model.predictor.visual_head, model.predictor.proprio_head):
+            torch.nn.init.normal_(head.weight, std=0.1)
     px = torch.randint(0, 256, (1, history, 3, 32, 32), dtype=torch.uint8)
     past = torch.randn(1, history - 1, 4) if history > 1 else None
     state = model.encode({"pixels": px, "proprio": torch.randn(1, history, 2)}, past_actions=past)

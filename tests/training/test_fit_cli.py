@@ -65,3 +65,34 @@ def test_bf16_autocast_fit_gives_a_finite_float32_model(wall_data, tmp_path):
     assert all(p.dtype == torch.float32 and torch.isfinite(p).all() for p in model.parameters())
     metrics = json.loads((tmp_path / "fit" / "model" / "metrics.json").read_text())
     assert torch.isfinite(torch.tensor(metrics["val/mse"])) and metrics["global_step"] == 3
+
+
+def test_warmup_cosine_schedule():
+    import itertools
+
+    from worldmodels.training.latent_module import warmup_cosine
+
+    lrs = [warmup_cosine(s, warmup=4, total=20) for s in range(21)]
+    assert lrs[0] == 0.25 and lrs[3] == 1.0  # linear warm-up
+    assert all(a >= b for a, b in itertools.pairwise(lrs[3:])) and lrs[20] == 0.0  # then monotone decay to 0
+    assert abs(lrs[12] - 0.5) < 1e-9  # half-way through the decay
+
+
+def test_cosine_fit_with_residual_predictor_decays_lr_to_zero(wall_data, tmp_path):
+    import json
+
+    args = ["--data.root", str(wall_data / "data"), "--model.encoder_path", str(wall_data / "enc"),
+            "--trainer.default_root_dir", str(tmp_path / "fit"), "--model.residual", "true",
+            "--model.lr_schedule", "cosine", "--model.warmup_steps", "1", "--trainer.max_steps", "3",
+            *TINY]  # fmt: skip
+    assert wm(["fit", *args]) == 0
+    model = LatentWorldModel.from_pretrained(tmp_path / "fit" / "model")
+    assert model.predictor.residual
+    metrics = json.loads((tmp_path / "fit" / "model" / "metrics.json").read_text())
+    assert metrics["global_step"] == 3 and metrics["lr"] == 0.0
+
+
+def test_unknown_lr_schedule_is_named(wall_data):
+    proc = subprocess.run([sys.executable, "-m", "worldmodels.cli", "fit", "--data.root", str(wall_data / "data"),
+                           "--model.encoder_path", "x", "--model.lr_schedule", "linear"], capture_output=True, text=True)  # fmt: skip
+    assert proc.returncode != 0 and "lr_schedule" in proc.stderr

@@ -101,6 +101,9 @@ class LatentPredictor(nn.Module):
         mlp_dim: MLP hidden size (DINO-WM: 2048).
         emb_dim: size of the action and proprio embeddings concatenated to every patch (DINO-WM: 10).
         dropout: dropout (DINO-WM: 0.1).
+        residual: predict the change from the input frame (``next = current + head(x)``, heads
+            initialised to zero so training starts from copy-last) instead of the next frame itself
+            (DINO-WM).
     """
 
     def __init__(
@@ -117,6 +120,7 @@ class LatentPredictor(nn.Module):
         mlp_dim: int = 512,
         emb_dim: int = 10,
         dropout: float = 0.0,
+        residual: bool = False,
     ):
         super().__init__()
         for name, v in (("num_patches", num_patches), ("visual_dim", visual_dim), ("action_dim", action_dim),
@@ -136,6 +140,12 @@ class LatentPredictor(nn.Module):
         self.norm = nn.LayerNorm(width)
         self.visual_head = nn.Linear(width, visual_dim)
         self.proprio_head = nn.Linear(width, proprio_dim) if proprio_dim else None
+        self.residual = residual
+        if residual:
+            for head in (self.visual_head, self.proprio_head):
+                if head is not None:
+                    nn.init.zeros_(head.weight)
+                    nn.init.zeros_(head.bias)
 
     def _tokens(self, visual, proprio, action, t0: int) -> torch.Tensor:
         """Frames ``t0 .. t0+T-1``: visual ``(B, T, N, D)``, proprio ``(B, T, P)``, action ``(B, T, A)`` ->
@@ -149,10 +159,18 @@ class LatentPredictor(nn.Module):
         x = self.in_proj(torch.cat(parts, -1)) + self.time_pos[t0 : t0 + t] + self.patch_pos
         return rearrange(x, "b t n w -> b (t n) w")
 
-    def _heads(self, x: torch.Tensor, t: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-        x = rearrange(self.norm(x), "b (t n) w -> b t n w", t=t)
-        proprio = self.proprio_head(x).mean(2) if self.proprio_head is not None else None
-        return self.visual_head(x), proprio
+    def _heads(
+        self, x: torch.Tensor, visual: torch.Tensor, proprio: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Token outputs -> next-frame visual ``(B, T, N, D)`` and proprio ``(B, T, P)``; ``visual`` /
+        ``proprio`` are the input frames (the base of a residual prediction)."""
+        x = rearrange(self.norm(x), "b (t n) w -> b t n w", t=visual.shape[1])
+        out_v = self.visual_head(x)
+        out_p = self.proprio_head(x).mean(2) if self.proprio_head is not None else None
+        if self.residual:
+            out_v = visual + out_v
+            out_p = None if out_p is None else proprio + out_p
+        return out_v, out_p
 
     def forward(
         self, visual: torch.Tensor, proprio: torch.Tensor | None, action: torch.Tensor
@@ -172,7 +190,7 @@ class LatentPredictor(nn.Module):
         mask = block_causal_mask(t, self.N, x.device)
         for blk in self.blocks:
             x, _ = blk(x, mask)
-        return self._heads(x, t)
+        return self._heads(x, visual, proprio)
 
     def step(
         self,
@@ -203,5 +221,5 @@ class LatentPredictor(nn.Module):
                 k = torch.cat([past[0].expand(k.shape[0], -1, -1, -1), k], 2)
                 v = torch.cat([past[1].expand(v.shape[0], -1, -1, -1), v], 2)
             layers.append((k, v))
-        vis, prop = self._heads(x, t)
+        vis, prop = self._heads(x, visual, proprio)
         return vis, prop, KVCache(layers, t0 + t)

@@ -7,6 +7,8 @@ Shapes and statistics come from the DataModule in ``setup``: the model is built 
 from __future__ import annotations
 
 import json
+import math
+from functools import partial
 from pathlib import Path
 
 import lightning as L
@@ -18,6 +20,15 @@ from worldmodels.encoders.base import Encoder
 from worldmodels.models.latent_world_model import LatentWorldModel
 
 ENCODER_CHOICES = ("conv_ae", "dinov2")
+LR_SCHEDULES = ("constant", "cosine")
+
+
+def warmup_cosine(step: int, warmup: int, total: int) -> float:
+    """LR multiplier: linear warm-up over ``warmup`` steps, then cosine decay to 0 at step ``total``."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 class LatentWorldModelModule(L.LightningModule):
@@ -40,6 +51,10 @@ class LatentWorldModelModule(L.LightningModule):
         proprio_weight: weight of the proprio term in the loss.
         lr: AdamW learning rate (DINO-WM code: 5e-4).
         weight_decay: AdamW weight decay.
+        residual: the predictor outputs the change from the current frame (see :class:`LatentPredictor`).
+        lr_schedule: ``constant`` (DINO-WM) or ``cosine``: linear warm-up over ``warmup_steps``, then cosine
+            decay to zero at the trainer's last step (``max_steps``, else ``max_epochs`` of batches).
+        warmup_steps: warm-up length for ``cosine``.
     """
 
     def __init__(
@@ -60,12 +75,21 @@ class LatentWorldModelModule(L.LightningModule):
         proprio_weight: float = 1.0,
         lr: float = 5e-4,
         weight_decay: float = 1e-2,
+        residual: bool = False,
+        lr_schedule: str = "constant",
+        warmup_steps: int = 0,
     ):
         super().__init__()
         if encoder not in ENCODER_CHOICES:
             raise ValueError(f"encoder={encoder!r}; allowed values: {ENCODER_CHOICES}")
+        if lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule={lr_schedule!r}; allowed values: {LR_SCHEDULES}")
+        if warmup_steps < 0:
+            raise ValueError(f"warmup_steps={warmup_steps} must be >= 0")
         if encoder == "conv_ae" and not encoder_path:
-            raise ValueError("encoder_path is required for encoder='conv_ae' (run `worldmodels pretrain-encoder`)")
+            raise ValueError(
+                "encoder_path is required for encoder='conv_ae' (run `worldmodels pretrain-encoder`)"
+            )
         self.save_hyperparameters()
         self.model: LatentWorldModel | None = None
 
@@ -74,7 +98,9 @@ class LatentWorldModelModule(L.LightningModule):
         if h.encoder == "conv_ae":
             enc = build_encoder("conv_ae", path=h.encoder_path)
         else:
-            enc = build_encoder("dinov2", model_name=h.dinov2_model, weights=h.dinov2_weights, img_size=h.encoder_img_size)
+            enc = build_encoder(
+                "dinov2", model_name=h.dinov2_model, weights=h.dinov2_weights, img_size=h.encoder_img_size
+            )
         enc.check_size(h.encoder_img_size, h.encoder_img_size)
         return enc, {"name": h.encoder, "config": {k: v for k, v in enc.config.items()}}
 
@@ -84,7 +110,9 @@ class LatentWorldModelModule(L.LightningModule):
         dm = self.trainer.datamodule
         store = dm.store
         if "pixels" not in store.keys:
-            raise ValueError(f"{store.root}: key 'pixels' is missing; the latent world model needs a visual dataset")
+            raise ValueError(
+                f"{store.root}: key 'pixels' is missing; the latent world model needs a visual dataset"
+            )
         h = self.hparams
         encoder, enc_cfg = self._build_encoder()
         if h.use_feature_cache:
@@ -113,10 +141,20 @@ class LatentWorldModelModule(L.LightningModule):
             "mlp_dim": h.mlp_dim,
             "emb_dim": h.emb_dim,
             "dropout": h.dropout,
+            "residual": h.residual,
         }
         stats = {k: stats[k] for k in ("proprio_mean", "proprio_std", "action_mean", "action_std")}
         self.model = LatentWorldModel(
-            encoder, enc_cfg, predictor, stats, dm.frameskip, dm.num_hist, h.encoder_img_size, store.env_id, low, high
+            encoder,
+            enc_cfg,
+            predictor,
+            stats,
+            dm.frameskip,
+            dm.num_hist,
+            h.encoder_img_size,
+            store.env_id,
+            low,
+            high,
         )
 
     def _latents(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -130,7 +168,10 @@ class LatentWorldModelModule(L.LightningModule):
         p = batch.get("proprio")
         a = batch["action"]
         pred_z, pred_p = self.model.predictor(z[:, :-1], None if p is None else p[:, :-1], a[:, :-1])
-        out = {"mse_visual": F.mse_loss(pred_z.float(), z[:, 1:]), "copy_last_visual": F.mse_loss(z[:, :-1], z[:, 1:])}
+        out = {
+            "mse_visual": F.mse_loss(pred_z.float(), z[:, 1:]),
+            "copy_last_visual": F.mse_loss(z[:, :-1], z[:, 1:]),
+        }
         if pred_p is not None:
             out["mse_proprio"] = F.mse_loss(pred_p.float(), p[:, 1:])
             out["copy_last_proprio"] = F.mse_loss(p[:, :-1], p[:, 1:])
@@ -152,7 +193,9 @@ class LatentWorldModelModule(L.LightningModule):
         bs = batch["action"].shape[0]
         for k, v in out.items():
             if k != "loss":
-                self.log(f"{prefix}/{k}", v, prog_bar=k in ("mse", "copy_last_mse"), batch_size=bs, sync_dist=True)
+                self.log(
+                    f"{prefix}/{k}", v, prog_bar=k in ("mse", "copy_last_mse"), batch_size=bs, sync_dist=True
+                )
 
     def validation_step(self, batch, batch_idx):
         self._eval_step(batch, "val")
@@ -162,7 +205,13 @@ class LatentWorldModelModule(L.LightningModule):
 
     def configure_optimizers(self):
         params = [p for p in self.model.predictor.parameters() if p.requires_grad]
-        return torch.optim.AdamW(params, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        opt = torch.optim.AdamW(params, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        if self.hparams.lr_schedule == "constant":
+            return opt
+        total = int(self.trainer.estimated_stepping_batches)
+        fn = partial(warmup_cosine, warmup=self.hparams.warmup_steps, total=total)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, fn)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
 
 class SavePretrained(L.Callback):
@@ -176,5 +225,7 @@ class SavePretrained(L.Callback):
         pl_module.model.save_pretrained(out)
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
         metrics["global_step"] = trainer.global_step
+        if trainer.optimizers:
+            metrics["lr"] = trainer.optimizers[0].param_groups[0]["lr"]  # the learning rate at the end
         (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
         print(f"saved the trained world model to {out}")
