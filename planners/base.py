@@ -104,16 +104,33 @@ def evaluate_costs(cost_fn: CostFn, actions: Tensor) -> Tensor:
 
 
 def colored_noise(
-    beta: float, samples: int, horizon: int, action_dim: int, *, generator: torch.Generator, like: Tensor
+    beta: float,
+    samples: int,
+    horizon: int,
+    action_dim: int,
+    *,
+    generator: torch.Generator,
+    like: Tensor,
+    substeps: int = 1,
 ) -> Tensor:
     """Gaussian noise ``(samples, horizon, action_dim)`` with power spectral density ``∝ 1/f^beta`` along
     the time axis, unit variance per entry (Pinneri et al. 2020, iCEM, Sec. 3.1; the FFT construction of
     Timmer & König 1995). ``beta = 0`` is white noise; larger ``beta`` gives smoother sequences.
 
-    Device and dtype follow ``like``.
+    ``substeps > 1``: each planning action is ``substeps`` consecutive env actions concatenated (a world
+    model trained with a frameskip; ``action_dim = substeps * env_dim``), and the noise is coloured along
+    env time, ``horizon * substeps`` steps of ``env_dim``, so the env actions inside one planning step are
+    correlated too. Device and dtype follow ``like``.
     """
     if beta < 0:
         raise ValueError(f"beta={beta} must be >= 0")
+    if substeps < 1 or action_dim % substeps:
+        raise ValueError(f"substeps={substeps} must be >= 1 and divide action_dim={action_dim}")
+    if substeps > 1 and beta > 0:
+        noise = colored_noise(
+            beta, samples, horizon * substeps, action_dim // substeps, generator=generator, like=like
+        )
+        return rearrange(noise, "s (t k) a -> s t (k a)", k=substeps)
     if beta == 0 or horizon == 1:
         return torch.randn(
             samples, horizon, action_dim, generator=generator, device=like.device, dtype=like.dtype

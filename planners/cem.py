@@ -1,7 +1,7 @@
 """Cross-entropy method (DINO-WM's planner): a diagonal Gaussian over action sequences, refit to the top-k.
 
 Each iteration draws ``samples`` sequences ``mean + std * eps`` (clamped into the box; sample 0 is the
-current mean), scores them with ``cost_fn`` and refits ``mean`` / ``std`` to the ``topk`` cheapest. The plan
+current mean; ``eps`` white Gaussian noise as in DINO-WM, or coloured along time with ``beta > 0``), scores them with ``cost_fn`` and refits ``mean`` / ``std`` to the ``topk`` cheapest. The plan
 is the final mean, as in DINO-WM.
 """
 
@@ -12,7 +12,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from planners.base import PlanResult, check_plan_args, clamp, evaluate_costs, initial_mean
+from planners.base import PlanResult, check_plan_args, clamp, colored_noise, evaluate_costs, initial_mean
 from worldmodels.api import CostFn
 
 
@@ -25,6 +25,10 @@ class CEM:
         iterations: refinement iterations (DINO-WM: 30; 10 for PointMaze and Wall).
         var_scale: initial standard deviation in planning-action units (DINO-WM: 1 on z-scored actions).
         min_std: floor on the standard deviation, so the search never freezes completely.
+        beta: colour exponent of the sampling noise along time (0: white noise, DINO-WM's CEM; 2: brown,
+            as iCEM), see :func:`planners.base.colored_noise`.
+        substeps: env actions per planning action (the world model's frameskip), so coloured noise is
+            coloured along env time; 1 colours it along planning steps.
     """
 
     differentiable: ClassVar[bool] = False
@@ -36,6 +40,8 @@ class CEM:
         iterations: int = 30,
         var_scale: float = 1.0,
         min_std: float = 1e-3,
+        beta: float = 0.0,
+        substeps: int = 1,
     ):
         if samples < 2:
             raise ValueError(f"samples={samples} must be >= 2")
@@ -45,8 +51,10 @@ class CEM:
             raise ValueError(f"iterations={iterations} must be >= 1")
         if var_scale <= 0 or min_std < 0:
             raise ValueError(f"var_scale={var_scale} must be > 0 and min_std={min_std} >= 0")
+        if beta < 0 or substeps < 1:
+            raise ValueError(f"beta={beta} must be >= 0 and substeps={substeps} >= 1")
         self.samples, self.topk, self.iterations = samples, topk, iterations
-        self.var_scale, self.min_std = var_scale, min_std
+        self.var_scale, self.min_std, self.beta, self.substeps = var_scale, min_std, beta, substeps
 
     def plan(
         self,
@@ -67,9 +75,10 @@ class CEM:
         std = torch.full_like(mean, self.var_scale)
         best_trace, elite_trace = [], []
         for _ in range(self.iterations):
-            eps = torch.randn(
-                self.samples, horizon, action_dim, generator=generator, device=low.device, dtype=low.dtype
-            )
+            eps = colored_noise(
+                self.beta, self.samples, horizon, action_dim, generator=generator, like=low,
+                substeps=self.substeps,
+            )  # fmt: skip
             cand = clamp(mean + std * eps, low, high)
             cand[0] = mean  # sample 0 is the current mean (DINO-WM)
             costs = evaluate_costs(cost_fn, cand)

@@ -41,6 +41,19 @@ def _parser() -> argparse.ArgumentParser:
     )
     e.add_argument("--var-scale", type=float, default=None, help="cem/icem: initial std (1)")
     e.add_argument("--temperature", type=float, default=None, help="mppi: temperature")
+    e.add_argument(
+        "--beta",
+        type=float,
+        default=None,
+        help="cem/icem/mppi: colour of the sampling noise along time (cem 0 = white, icem 2, mppi 1)",
+    )
+    e.add_argument(
+        "--substeps",
+        type=int,
+        default=None,
+        help="cem/icem/mppi: colour the noise along env time, this many env actions per planning action (the "
+        "model's frameskip; default 1: along planning steps)",
+    )
     e.add_argument("--gd-steps", type=int, default=None, help="gd: optimisation steps (same as --iters)")
     e.add_argument("--gd-lr", type=float, default=None, help="gd: learning rate")
     e.add_argument(
@@ -80,6 +93,8 @@ def planner_kwargs(name: str, args: argparse.Namespace) -> dict[str, Any]:
             given |= {"topk": args.topk, "var_scale": args.var_scale}
         if name == "mppi":
             given["temperature"] = args.temperature
+        given["substeps"] = args.substeps
+        given["noise_beta" if name == "mppi" else "beta"] = args.beta
     return {k: v for k, v in given.items() if v is not None}
 
 

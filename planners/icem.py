@@ -36,6 +36,8 @@ class ICEM:
         momentum: weight ``alpha`` of the old mean/std in the refit (paper: 0.1).
         var_scale: initial standard deviation in planning-action units.
         min_std: floor on the standard deviation.
+        substeps: env actions per planning action (the world model's frameskip): the noise is coloured
+            along env time (see :func:`planners.base.colored_noise`); 1 colours it along planning steps.
     """
 
     differentiable: ClassVar[bool] = False
@@ -51,6 +53,7 @@ class ICEM:
         momentum: float = 0.1,
         var_scale: float = 1.0,
         min_std: float = 1e-3,
+        substeps: int = 1,
     ):
         if samples < 2:
             raise ValueError(f"samples={samples} must be >= 2")
@@ -66,6 +69,9 @@ class ICEM:
             )
         if var_scale <= 0 or min_std < 0:
             raise ValueError(f"var_scale={var_scale} must be > 0 and min_std={min_std} >= 0")
+        if substeps < 1:
+            raise ValueError(f"substeps={substeps} must be >= 1")
+        self.substeps = substeps
         self.samples, self.topk, self.iterations, self.beta, self.decay = (
             samples,
             topk,
@@ -105,8 +111,9 @@ class ICEM:
         best_trace, elite_trace, sizes = [], [], []
         for i in range(self.iterations):
             eps = colored_noise(
-                self.beta, self.population(i), horizon, action_dim, generator=generator, like=low
-            )
+                self.beta, self.population(i), horizon, action_dim, generator=generator, like=low,
+                substeps=self.substeps,
+            )  # fmt: skip
             cand = clamp(mean + std * eps, low, high)
             cand[0] = mean  # the current mean is always a candidate
             if kept is not None:

@@ -27,6 +27,8 @@ class MPPI:
         temperature: ``lambda`` relative to the population's cost range (lower = greedier).
         noise_std: perturbation standard deviation in planning-action units.
         noise_beta: colour exponent of the perturbations along time (0 white, 1 pink, 2 brown).
+        substeps: env actions per planning action (the world model's frameskip): the noise is coloured
+            along env time (see :func:`planners.base.colored_noise`); 1 colours it along planning steps.
     """
 
     differentiable: ClassVar[bool] = False
@@ -38,6 +40,7 @@ class MPPI:
         temperature: float = 0.05,
         noise_std: float = 0.5,
         noise_beta: float = 1.0,
+        substeps: int = 1,
     ):
         if samples < 2:
             raise ValueError(f"samples={samples} must be >= 2")
@@ -48,7 +51,9 @@ class MPPI:
         if noise_beta < 0:
             raise ValueError(f"noise_beta={noise_beta} must be >= 0")
         self.samples, self.iterations, self.temperature = samples, iterations, temperature
-        self.noise_std, self.noise_beta = noise_std, noise_beta
+        if substeps < 1:
+            raise ValueError(f"substeps={substeps} must be >= 1")
+        self.noise_std, self.noise_beta, self.substeps = noise_std, noise_beta, substeps
 
     def plan(
         self,
@@ -68,8 +73,9 @@ class MPPI:
         best_trace, weighted_trace = [], []
         for _ in range(self.iterations):
             eps = colored_noise(
-                self.noise_beta, self.samples, horizon, action_dim, generator=generator, like=low
-            )
+                self.noise_beta, self.samples, horizon, action_dim, generator=generator, like=low,
+                substeps=self.substeps,
+            )  # fmt: skip
             cand = clamp(mean + self.noise_std * eps, low, high)
             cand[0] = mean  # the unperturbed plan competes too
             costs = evaluate_costs(cost_fn, cand)

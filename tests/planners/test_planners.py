@@ -211,3 +211,63 @@ def test_colored_noise_has_unit_variance_and_smooths_with_beta(beta, horizon):
         assert increments < 1.7  # correlated in time
     with pytest.raises(ValueError, match="beta"):
         colored_noise(-1.0, 2, 3, 1, generator=_gen(), like=torch.zeros(()))
+
+
+def test_colored_noise_substeps_colours_along_env_time():
+    """substeps=5: (samples, horizon, 5 * 2) noise whose env actions, read in env order, are one coloured
+    sequence of horizon * 5 steps: neighbours inside a planning step are as correlated as across steps."""
+    horizon, k, d = 4, 5, 2
+    noise = colored_noise(2.0, 20000, horizon, k * d, generator=_gen(), like=torch.zeros(()), substeps=k)
+    assert noise.shape == (20000, horizon, k * d)
+    torch.testing.assert_close(noise.var(0), torch.ones(horizon, k * d), atol=0.06, rtol=0)
+    env = noise.reshape(20000, horizon * k, d)  # the order of LatentWorldModel.to_env_actions
+    inc = (env[:, 1:] - env[:, :-1]).pow(2).mean(dim=(0, 2))  # (horizon * k - 1,)
+    assert float(inc.max()) < 0.5  # every env-time neighbour pair is strongly correlated
+    within = inc[[i for i in range(horizon * k - 1) if (i + 1) % k]].mean()
+    across = inc[[i for i in range(horizon * k - 1) if (i + 1) % k == 0]].mean()
+    assert float(within) == pytest.approx(float(across), rel=0.25)
+    # substeps=1 over the same shape only correlates planning steps: sub-actions are independent
+    plain = colored_noise(2.0, 20000, horizon, k * d, generator=_gen(), like=torch.zeros(()))
+    plain_env = plain.reshape(20000, horizon * k, d)
+    assert float((plain_env[:, 1] - plain_env[:, 0]).pow(2).mean()) == pytest.approx(2.0, abs=0.08)
+    with pytest.raises(ValueError, match="substeps"):
+        colored_noise(2.0, 2, 3, 5, generator=_gen(), like=torch.zeros(()), substeps=2)
+
+
+@pytest.mark.parametrize("name", ["cem", "icem", "mppi"])
+def test_coloured_noise_along_env_time_still_reaches_the_clamped_optimum(name):
+    """substeps=2 (two 2-d env actions per planning action) with coloured noise: the same box-constrained
+    optimum as with white noise, and every candidate inside the box."""
+    low, high = -torch.ones(4), torch.tensor([1.0, 1.0, 0.5, 0.5])
+    target = torch.tensor([[0.3, -0.6, 0.9, 0.1], [-0.2, 0.4, 0.2, -1.5]])
+    seen = []
+
+    def cost_fn(actions):
+        seen.append(actions.detach().clone())
+        return _quadratic(target)(actions)
+
+    beta = {"noise_beta": 1.0} if name == "mppi" else {"beta": 2.0}  # mppi: its default pink noise
+    more = {"cem": {}, "icem": {"iterations": 25}, "mppi": {"iterations": 150}}[name]  # correlated samples
+    res = _planner(name, substeps=2, **beta, **more).plan(
+        cost_fn, horizon=2, action_dim=4, low=low, high=high, generator=_gen()
+    )
+    torch.testing.assert_close(
+        res.actions, torch.maximum(torch.minimum(target, high), low), atol=0.08, rtol=0
+    )
+    allc = torch.cat([c.reshape(-1, 4) for c in seen])
+    assert bool((allc >= low).all()) and bool((allc <= high).all())
+    with pytest.raises(ValueError, match="substeps"):
+        _planner(name, substeps=3, **beta).plan(
+            cost_fn, horizon=2, action_dim=4, low=low, high=high, generator=_gen()
+        )
+
+
+def test_cem_with_white_noise_draws_exactly_dino_wm_samples():
+    """beta=0 (the default) keeps CEM's plain torch.randn draws, so its results are unchanged."""
+    target = torch.tensor([[0.2, -0.3]] * 3)
+    kw = {"horizon": 3, "action_dim": 2, "low": -torch.ones(2), "high": torch.ones(2)}
+    a = _planner("cem", iterations=3).plan(_quadratic(target), generator=_gen(4), **kw)
+    b = _planner("cem", iterations=3, beta=0.0, substeps=2).plan(_quadratic(target), generator=_gen(4), **kw)
+    assert torch.equal(a.actions, b.actions)
+    with pytest.raises(ValueError, match="beta"):
+        build_planner("cem", beta=-1.0)
