@@ -24,7 +24,7 @@ def _parser() -> argparse.ArgumentParser:
         "--model",
         required=True,
         help="saved world model directory (config.json + model.safetensors), or 'oracle' for the env's exact "
-        "dynamics (Wall-v0; the planner's ceiling)",
+        "dynamics (Wall-v0, PointMaze; the planner's ceiling)",
     )
     e.add_argument("--env", required=True, help="env id, e.g. worldmodels/Wall-v0")
     e.add_argument("--planner", default="cem", choices=PLANNERS)
@@ -100,13 +100,11 @@ def planner_kwargs(name: str, args: argparse.Namespace) -> dict[str, Any]:
 
 def load_model(path: str, env_id: str, device: str) -> Any:
     """A saved world model directory, or ``oracle``: the env's exact dynamics (:mod:`planners.oracle`)."""
-    from planners.oracle import ORACLE_ENVS, WallOracleModel
+    from planners.oracle import oracle_model
     from worldmodels.models.latent_world_model import LatentWorldModel
 
     if path == "oracle":
-        if env_id not in ORACLE_ENVS:
-            raise ValueError(f"--model oracle: no oracle model for --env {env_id} (available: {ORACLE_ENVS})")
-        return WallOracleModel()
+        return oracle_model(env_id)
     return LatentWorldModel.from_pretrained(path, map_location=device).eval()
 
 

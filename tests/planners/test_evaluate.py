@@ -124,10 +124,37 @@ def test_cli_oracle_model_plans_with_the_exact_dynamics(tmp_path, capsys):
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["success_rate"] == 1.0  # exact dynamics: both pairs (seed 0, 1) reach their goal
     capsys.readouterr()
-    assert main([*args, "--env", "worldmodels/PointMazeUMaze-v0"]) == 2
-    assert (
-        "--model oracle: no oracle model for --env worldmodels/PointMazeUMaze-v0" in capsys.readouterr().err
-    )
+    assert main([*args, "--env", "worldmodels/Reacher-v0"]) == 2
+    assert "--model oracle: no oracle model for --env worldmodels/Reacher-v0" in capsys.readouterr().err
+
+
+def test_pointmaze_oracle_rollout_is_the_real_env_and_survives_pickling():
+    import pickle
+
+    import gymnasium as gym
+
+    from planners.oracle import PointMazeOracleModel, oracle_model
+
+    model = oracle_model("worldmodels/PointMazeUMaze-v0")
+    assert isinstance(model, PointMazeOracleModel) and model.action_dim == 10
+    env = gym.make("worldmodels/PointMazeUMaze-v0").unwrapped
+    start, _ = env.sample_start_goal(3)
+    env.reset(seed=0)
+    env.set_state(start)
+    obs = {"proprio": torch.tensor(start, dtype=torch.float32)[None, None]}
+    actions = torch.rand(3, 2, 10, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    pred = pickle.loads(pickle.dumps(model)).rollout(model.encode(obs), actions)  # a worker's copy
+    assert pred.proprio.shape == (3, 2, 4) and pred.visual.shape == (3, 2, 1, 2)
+    for i in range(3):  # candidate i replayed in the real env
+        env.set_state(start)
+        for h, step_actions in enumerate(model.to_env_actions(actions[i]).reshape(2, 5, 2)):
+            for a in step_actions:
+                env.step(a.numpy())
+            torch.testing.assert_close(pred.proprio[i, h], torch.tensor(env.get_state(), dtype=torch.float32))
+    assert not torch.equal(pred.proprio[0], pred.proprio[1])  # each candidate starts from the same state
+    frames = model.decode(pred)
+    assert frames.shape == (3, 2, 3, 64, 64) and 0.0 <= float(frames.min()) and float(frames.max()) <= 1.0
+    env.close()
 
 
 def test_cli_planner_kwargs_only_pass_given_flags():
@@ -138,6 +165,12 @@ def test_cli_planner_kwargs_only_pass_given_flags():
     args = planners.cli._parser().parse_args(["eval", "--model", "m", "--env", ENV, "--temperature", "0.2"])
     assert planners.cli.planner_kwargs("mppi", args) == {"temperature": 0.2}
     assert planners.cli.planner_kwargs("cem", args) == {}
+    args = planners.cli._parser().parse_args(
+        ["eval", "--model", "m", "--env", ENV, "--beta", "2", "--substeps", "5"]
+    )
+    assert planners.cli.planner_kwargs("icem", args) == {"beta": 2.0, "substeps": 5}
+    assert planners.cli.planner_kwargs("mppi", args) == {"noise_beta": 2.0, "substeps": 5}
+    assert planners.cli.planner_kwargs("cem", args) == {"beta": 2.0, "substeps": 5}
 
 
 def test_workers_give_the_same_results_and_a_rerun_resumes(tmp_path):
