@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from worldmodels.envs import ScriptedPolicy
-from worldmodels.envs.pointmaze import PointMazeMediumEnv, PointMazeUMazeEnv
+from worldmodels.envs.pointmaze import FRAME_SKIP, PointMazeMediumEnv, PointMazeUMazeEnv
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +56,26 @@ def test_state_is_position_and_velocity(umaze: PointMazeUMazeEnv) -> None:
     for _ in range(5):
         obs, *_ = umaze.step(np.array([1.0, 0.0], np.float32))
     assert obs["proprio"][2] > 0, "pushing +x accelerates the ball in +x"
+
+
+def test_one_env_step_holds_the_action_for_d4rl_maze2d_timing(umaze: PointMazeUMazeEnv) -> None:
+    """One env step = FRAME_SKIP (5) physics steps of 0.01 s, as D4RL maze2d / DINO-WM's PointMaze: the
+    same as five gymnasium-robotics steps with the action held (velocity clipped once per env step)."""
+    start, _ = umaze.sample_start_goal(1)
+    umaze.reset(options={"state": start})
+    t0 = umaze.data.time
+    umaze.step(np.array([0.7, -0.4], np.float32))
+    assert umaze.data.time - t0 == pytest.approx(FRAME_SKIP * 0.01)
+    after_env = umaze.get_state()
+    umaze.set_state(start)
+    point = umaze._point
+    point.frame_skip = 1
+    try:
+        for _ in range(FRAME_SKIP):
+            point.do_simulation(np.array([0.7, -0.4]), 1)
+    finally:
+        point.frame_skip = FRAME_SKIP
+    np.testing.assert_allclose(umaze.get_state(), after_env, atol=1e-9)
 
 
 def test_medium_maze_is_larger() -> None:

@@ -1,7 +1,10 @@
 """PointMaze (gymnasium-robotics ``PointMaze_UMaze-v3`` / ``PointMaze_Medium-v3``) seen from above.
 
-The simulation is gymnasium-robotics' ``PointMazeEnv`` (same maze maps, point model, 0.01 s step,
-velocity clipped to [-5, 5], action = force in ``[-1, 1]^2``); this wrapper renders it from a top-down
+The simulation is gymnasium-robotics' ``PointMazeEnv`` (same maze maps, point model, 0.01 s physics
+step, velocity clipped to [-5, 5], action = force in ``[-1, 1]^2``) with D4RL maze2d's timing, which
+DINO-WM's PointMaze uses: one env step holds the action for :data:`FRAME_SKIP` = 5 physics steps
+(0.05 s; gymnasium-robotics' own step is a single 0.01 s physics step, so a 25-step planning horizon
+would cover 0.25 s, about one maze cell at full speed, where DINO-WM's covers 1.25 s); this wrapper renders it from a top-down
 camera at the observation size with the goal marker hidden, so images show only maze and ball.
 
 State ``(x, y, vx, vy)`` (qpos + qvel), proprio the same. Success (DINO-WM): ball within 0.5 of the
@@ -26,6 +29,8 @@ from worldmodels.envs.base import VisualGoalEnv
 from worldmodels.envs.mujoco_render import TopDownRenderer
 
 SUCCESS_DISTANCE = 0.5
+#: physics steps (0.01 s each) per env step, as D4RL maze2d (DINO-WM's PointMaze)
+FRAME_SKIP = 5
 #: half-width of the uniform noise around a cell centre for start / goal / waypoint positions (m)
 POSITION_NOISE = 0.25
 #: PD gains of the expert: action = KP * (target - pos) - KD * vel
@@ -52,6 +57,7 @@ class PointMazeEnv(VisualGoalEnv):
         self.state_dim = 4
         self._maze_env = RoboticsPointMazeEnv(maze_map=self.maze_map, continuing_task=False)
         self._point = self._maze_env.point_env
+        self._point.frame_skip = FRAME_SKIP  # its step: clip velocity, then hold the action FRAME_SKIP steps
         self.maze = self._maze_env.maze
         self.model, self.data = self._point.model, self._point.data
         self.model.site_rgba[self._maze_env.target_site_id, 3] = 0.0
