@@ -144,7 +144,7 @@ class PointMazeEnv(VisualGoalEnv):
         return bool(np.linalg.norm(state[:2] - goal[:2]) < SUCCESS_DISTANCE)
 
     def sample_start_goal(self, seed: int) -> tuple[np.ndarray, np.ndarray]:
-        """Two random free positions (cell centre + noise) at rest, at least 0.5 apart."""
+        """Two random free positions (cell centre + noise) at rest, at least 1.0 (twice the success distance) apart."""
         rng = np.random.default_rng(seed)
         start = self._random_position(rng)
         goal = start
