@@ -1,8 +1,9 @@
 """Cross-entropy method (DINO-WM's planner): a diagonal Gaussian over action sequences, refit to the top-k.
 
 Each iteration draws ``samples`` sequences ``mean + std * eps`` (clamped into the box; sample 0 is the
-current mean; ``eps`` white Gaussian noise as in DINO-WM, or coloured along time with ``beta > 0``), scores them with ``cost_fn`` and refits ``mean`` / ``std`` to the ``topk`` cheapest. The plan
-is the final mean, as in DINO-WM.
+current mean; ``eps`` white Gaussian noise as in DINO-WM, or coloured along time with ``beta > 0``),
+scores them with ``cost_fn`` and refits ``mean`` / ``std`` to the ``topk`` cheapest. The plan is the final
+mean, as in DINO-WM.
 """
 
 from __future__ import annotations

@@ -101,8 +101,9 @@ class PointMazeOracleModel:
     real dynamics, velocity clipping included. The state is ``visual (B, T, 1, 2)``: the ball's xy, and
     ``proprio (B, T, 4)``: ``(x, y, vx, vy)`` (the goal is at rest, so the proprio term also asks to stop).
 
-    Candidates run one after another in Python (about 20 us per env step: 100 candidates x 25 steps take
-    about 50 ms); ``decode`` renders the predicted states with the env's camera for the videos.
+    Candidates run one after another in Python (MPC+CEM with 100 samples x 5 iterations, horizon 5: about
+    0.4 s per plan on a 2-core CPU); ``decode`` renders the predicted states with the env's camera for the
+    videos.
     """
 
     num_hist = 1
