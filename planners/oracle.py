@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import mujoco
 import numpy as np
 import torch
 from torch import Tensor
@@ -150,14 +149,8 @@ class PointMazeOracleModel:
 
     def decode(self, state: PositionState) -> Tensor:
         """``(B, T, 3, S, S)`` in [0, 1]: the env's own rendering of each predicted state."""
-        b, t, _ = state.proprio.shape
-        env = self.env
-        frames = np.empty((b, t, self.img_size, self.img_size, 3), np.uint8)
-        for i in range(b):
-            for j in range(t):
-                env.set_state(state.proprio[i, j].double().cpu().numpy())
-                mujoco.mj_forward(env.model, env.data)
-                frames[i, j] = env._render_current()
+        states = state.proprio.double().cpu().numpy()
+        frames = np.stack([[self.env.render_state(s) for s in row] for row in states])  # (B, T, S, S, 3)
         return torch.from_numpy(frames).permute(0, 1, 4, 2, 3).float() / 255.0
 
     def action_bounds(self) -> tuple[Tensor, Tensor]:
