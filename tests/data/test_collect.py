@@ -147,3 +147,21 @@ def test_sigkill_mid_collection_then_resume(tmp_path):
         ENV, policy="noisy-expert", episodes=n, out=tmp_path / "ref", env_kwargs=KW, progress=False
     )
     assert_same_data(reference, resumed)
+
+
+def test_policy_mixture_takes_turns_by_episode_seed(tmp_path):
+    """``a+b``: even seeds run ``a``, odd seeds ``b``, each exactly as a collection of that policy alone."""
+    mix = collect(ENV, policy="noisy-expert+sticky-random", episodes=4, out=tmp_path / "mix", seed=10,
+                  env_kwargs=KW, noise_std=1.0, progress=False)  # fmt: skip
+    expert = collect(ENV, policy="noisy-expert", episodes=4, out=tmp_path / "e", seed=10, env_kwargs=KW,
+                     noise_std=1.0, progress=False)  # fmt: skip
+    sticky = collect(ENV, policy="sticky-random", episodes=4, out=tmp_path / "s", seed=10, env_kwargs=KW,
+                     progress=False)  # fmt: skip
+    assert mix.manifest["behaviour_policy"] == "noisy-expert+sticky-random"
+    for i in range(4):
+        want = (expert if i % 2 == 0 else sticky).read(i, "action")
+        np.testing.assert_array_equal(mix.read(i, "action"), want, err_msg=f"episode {i}")
+    with pytest.raises(ValueError, match="'nope' is neither"):
+        collect(ENV, policy="random+nope", episodes=1, out=tmp_path / "x")
+    with pytest.raises(ValueError, match="noise_std=1.0 applies to policy='noisy-expert' only"):
+        collect(ENV, policy="random+sticky-random", episodes=1, out=tmp_path / "y", noise_std=1.0)

@@ -69,3 +69,34 @@ def test_bad_arguments() -> None:
         ScriptedPolicy(env, "noisy-expert", noise_std=-1.0)
     with pytest.raises(ValueError, match="waypoint_every"):
         ScriptedPolicy(env, "expert", waypoint_every=0)
+
+
+def test_sticky_random_holds_actions_and_pushes_into_walls() -> None:
+    """Held actions: runs of identical actions with the mean length asked for, and (on Wall) many steps where
+    the agent pushes into an obstacle and moves less than the action asks, unlike i.i.d. uniform actions."""
+    env = make_env("worldmodels/Wall-v0")
+    base = env.unwrapped
+
+    def run(kind: str) -> tuple[float, float]:
+        policy = ScriptedPolicy(env, kind, hold_steps=10.0, seed=0)
+        changes = blocked = steps = 0
+        for episode in range(20):
+            env.reset(seed=episode)
+            policy.reset(seed=episode)
+            prev = None
+            for _ in range(50):
+                action = policy()
+                before = base.get_state()[:2].copy()
+                env.step(action)
+                moved = np.abs(base.get_state()[:2] - before)
+                blocked += bool(np.any(moved < 0.5 * np.abs(action) * 2.5 - 1e-6))
+                changes += prev is not None and not np.array_equal(prev, action)
+                prev, steps = action, steps + 1
+        return steps / max(changes, 1), blocked / steps
+
+    hold, blocked = run("sticky-random")
+    _, blocked_iid = run("random")
+    assert 7.0 < hold < 14.0
+    assert blocked > 2 * blocked_iid and blocked > 0.1
+    with pytest.raises(ValueError, match="hold_steps"):
+        ScriptedPolicy(env, "sticky-random", hold_steps=0.5)

@@ -21,7 +21,33 @@ from tqdm.auto import tqdm
 
 from worldmodels.data.store import EpisodeStore
 
-BUILTIN_POLICIES = ("random", "expert", "noisy-expert")
+BUILTIN_POLICIES = ("random", "expert", "noisy-expert", "sticky-random")
+
+
+class _EpisodeMixture:
+    """Several behaviour policies, one per episode: the episode with seed ``s`` runs ``policies[s % n]``."""
+
+    def __init__(self, policies: list) -> None:
+        self.policies = policies
+        self.current = policies[0]
+
+    def reset(self, seed: int | None = None, **kwargs) -> None:
+        self.current = self.policies[(seed or 0) % len(self.policies)]
+        self.current.reset(seed=seed, **kwargs)
+
+    def __call__(self, obs: Any = None) -> np.ndarray:
+        return self.current(obs)
+
+
+def parse_policy(policy: str) -> list[str]:
+    """Components of a policy spec: one policy, or several joined by ``+`` (one per episode, in turn)."""
+    parts = [p.strip() for p in policy.split("+")]
+    for part in parts:
+        if part not in BUILTIN_POLICIES and not (Path(part) / "config.json").exists():
+            raise ValueError(
+                f"policy={policy!r}: {part!r} is neither one of {BUILTIN_POLICIES} nor a saved policy directory"
+            )
+    return parts
 
 
 def _space_json(space) -> dict[str, Any]:
@@ -41,10 +67,12 @@ def _space_json(space) -> dict[str, Any]:
 
 
 def _make_policy(env, policy: str, seed: int, noise_std: float | None = None):
+    if "+" in policy:
+        return _EpisodeMixture([_make_policy(env, p, seed, noise_std) for p in parse_policy(policy)])
     if policy in BUILTIN_POLICIES:
         from worldmodels.envs.controllers import ScriptedPolicy
 
-        kwargs = {} if noise_std is None else {"noise_std": noise_std}
+        kwargs = {} if noise_std is None or policy != "noisy-expert" else {"noise_std": noise_std}
         return ScriptedPolicy(env, policy, seed=seed, **kwargs)
     from worldmodels.data.policies import MLPPolicy
 
@@ -121,8 +149,10 @@ def collect(
 
     Args:
         env_id: a registered Gymnasium id (``worldmodels/Wall-v0``, ...).
-        policy: ``random``, ``expert``, ``noisy-expert`` (the env's scripted controller) or the directory
-            of a saved :class:`~worldmodels.data.policies.MLPPolicy`.
+        policy: ``random``, ``expert``, ``noisy-expert``, ``sticky-random`` (the env's scripted
+            controllers, :class:`~worldmodels.envs.controllers.ScriptedPolicy`) or the directory of a saved
+            :class:`~worldmodels.data.policies.MLPPolicy`; several joined by ``+`` take turns by episode
+            (``noisy-expert+sticky-random``: even seeds the first, odd seeds the second).
         episodes: total number of episodes wanted in the store.
         out: dataset directory.
         workers: simulator processes (``1`` runs in this process).
@@ -140,9 +170,8 @@ def collect(
         raise ValueError(f"episodes={episodes} must be >= 1")
     if workers < 1:
         raise ValueError(f"workers={workers} must be >= 1")
-    if policy not in BUILTIN_POLICIES and not (Path(policy) / "config.json").exists():
-        raise ValueError(f"policy={policy!r}: expected one of {BUILTIN_POLICIES} or a saved policy directory")
-    if noise_std is not None and policy != "noisy-expert":
+    parts = parse_policy(policy)
+    if noise_std is not None and "noisy-expert" not in parts:
         raise ValueError(f"noise_std={noise_std} applies to policy='noisy-expert' only, not {policy!r}")
     env_kwargs = dict(env_kwargs or {})
     env = gym.make(env_id, **env_kwargs)
