@@ -6,6 +6,11 @@ sequences: from ``--starts`` held-out start states (``sample_start_goal(1000 + i
 ``--horizon`` model steps (alternately uniform in the action bounds and Gaussian like CEM's first
 iteration) is imagined by each model and executed in ``worldmodels/Wall-v0``.
 
+A second probe measures whether a model knows the wall blocks: from the same starts, full speed straight at
+the pair's goal (on the other side of the wall, so the real agent ends pressed against it unless the line
+happens to pass the door) for ``--horizon`` model steps. It reports how often the imagined agent ends on the
+goal's side while the real one does not (a *leak* through the wall) and the final position error.
+
     python benchmarks/rollout_error.py runs/wall/fit/model [OTHER_MODEL ...] [--starts 100]
 """
 
@@ -54,6 +59,31 @@ def rollout_errors(model: LatentWorldModel, starts: int, horizon: int, seed: int
     return np.array(errors)
 
 
+def wall_push_errors(model: LatentWorldModel, starts: int, horizon: int) -> tuple[np.ndarray, np.ndarray]:
+    """Straight at the goal: ``(starts,)`` leaks through the wall (bool) and final position errors."""
+    env = gym.make(ENV).unwrapped
+    wall_x = env._layout[0]
+    leaks, errors = [], []
+    for i in range(starts):
+        start, goal = env.sample_start_goal(1000 + i)
+        obs, _ = env.reset(options={"state": start})
+        direction = goal[:2] - start[:2]
+        action = direction / np.abs(direction).max()
+        env_actions = torch.tensor(np.tile(action, (horizon, model.frameskip)), dtype=torch.float32)
+        actions = model.normalize_action(env_actions)  # planning actions (H, A * frameskip)
+        with torch.inference_mode():
+            state = model.encode(to_model_obs([obs], torch.device("cpu")))
+            imagined = model.rollout(state, actions[None]).proprio[0] * model.proprio_std + model.proprio_mean
+        for a in model.to_env_actions(actions).numpy():
+            obs, *_ = env.step(a)
+        final_im, final_real = imagined[-1, :2].numpy(), obs["proprio"][:2]
+        side = np.sign(start[0] - wall_x)
+        leaks.append(np.sign(final_im[0] - wall_x) != side and np.sign(final_real[0] - wall_x) == side)
+        errors.append(np.linalg.norm(final_im - final_real))
+    env.close()
+    return np.array(leaks), np.array(errors)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("models", nargs="+", help="saved Wall world model directories")
@@ -65,20 +95,28 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     rows = {}
     for path in args.models:
-        err = rollout_errors(LatentWorldModel.from_pretrained(path), args.starts, args.horizon, args.seed)
+        model = LatentWorldModel.from_pretrained(path)
+        err = rollout_errors(model, args.starts, args.horizon, args.seed)
+        leaks, push_err = wall_push_errors(model, args.starts, args.horizon)
         rows[path] = {
             "mean_error_per_step": err.mean(0).round(3).tolist(),
             "final_mean": float(err[:, -1].mean()),
             "final_median": float(np.median(err[:, -1])),
             "final_p90": float(np.percentile(err[:, -1], 90)),
+            "wall_push_leak_rate": float(leaks.mean()),
+            "wall_push_final_mean": float(push_err.mean()),
+            "wall_push_final_median": float(np.median(push_err)),
         }
     print(f"\n{args.starts} starts, {args.horizon} model steps; error in arena units (success radius 4.43)\n")
-    print("| model | mean error per model step | final mean | final median | final p90 |")
-    print("|---|---|---:|---:|---:|")
+    print("| model | mean error per model step | final mean | final median | final p90 "
+          "| straight at goal: leaks through wall | final mean | final median |")  # fmt: skip
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
     for path, r in rows.items():
         steps = ", ".join(f"{e:.2f}" for e in r["mean_error_per_step"])
         print(
-            f"| {path} | {steps} | {r['final_mean']:.2f} | {r['final_median']:.2f} | {r['final_p90']:.2f} |"
+            f"| {path} | {steps} | {r['final_mean']:.2f} | {r['final_median']:.2f} | {r['final_p90']:.2f} "
+            f"| {r['wall_push_leak_rate']:.2f} | {r['wall_push_final_mean']:.2f} "
+            f"| {r['wall_push_final_median']:.2f} |"
         )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_suffix(".tmp")

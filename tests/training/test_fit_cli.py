@@ -84,15 +84,56 @@ def test_cosine_fit_with_residual_predictor_decays_lr_to_zero(wall_data, tmp_pat
     args = ["--data.root", str(wall_data / "data"), "--model.encoder_path", str(wall_data / "enc"),
             "--trainer.default_root_dir", str(tmp_path / "fit"), "--model.residual", "true",
             "--model.lr_schedule", "cosine", "--model.warmup_steps", "1", "--trainer.max_steps", "3",
-            *TINY]  # fmt: skip
+            "--model.rollout_passes", "2", *TINY]  # fmt: skip
     assert wm(["fit", *args]) == 0
     model = LatentWorldModel.from_pretrained(tmp_path / "fit" / "model")
     assert model.predictor.residual
     metrics = json.loads((tmp_path / "fit" / "model" / "metrics.json").read_text())
     assert metrics["global_step"] == 3 and metrics["lr"] == 0.0
+    assert metrics["val/rollout_mse"] > 0 and "val/rollout_proprio" in metrics  # the push-forward loss ran
 
 
 def test_unknown_lr_schedule_is_named(wall_data):
     proc = subprocess.run([sys.executable, "-m", "worldmodels.cli", "fit", "--data.root", str(wall_data / "data"),
                            "--model.encoder_path", "x", "--model.lr_schedule", "linear"], capture_output=True, text=True)  # fmt: skip
     assert proc.returncode != 0 and "lr_schedule" in proc.stderr
+    proc = subprocess.run([sys.executable, "-m", "worldmodels.cli", "fit", "--data.root", str(wall_data / "data"),
+                           "--model.encoder_path", "x", "--model.rollout_passes", "-1"], capture_output=True, text=True)  # fmt: skip
+    assert proc.returncode != 0 and "rollout_passes=-1" in proc.stderr
+
+
+def test_pushforward_feeds_the_predictors_own_predictions():
+    """``rollout_passes``: after the history, the inputs are earlier passes' (detached) predictions, and the
+    loss scores what the predictor makes of them. A stand-in predictor adds 1 to every input frame, so each
+    pass's inputs are known in closed form."""
+    import torch
+
+    from worldmodels.training.latent_module import LatentWorldModelModule
+
+    calls = []
+
+    def predictor(z, p, a):
+        calls.append((z.clone(), p.clone(), torch.is_grad_enabled()))
+        return z + 1.0, p + 1.0
+
+    z = torch.arange(6, dtype=torch.float32).repeat_interleave(4).reshape(1, 6, 2, 2) * 10  # frame k = 10 k
+    p = torch.arange(6, dtype=torch.float32).reshape(1, 6, 1) * 10
+    a = torch.zeros(1, 6, 3)
+    for passes, hist in ((1, 1), (2, 1), (2, 2)):
+        module = LatentWorldModelModule(encoder_path="unused", rollout_passes=passes)
+        module.model = type("Stub", (), {"num_hist": hist, "predictor": staticmethod(predictor)})()
+        calls.clear()
+        tf_z, tf_p = predictor(z[:, :-1], p[:, :-1], a[:, :-1])
+        out = module._pushforward(z, p, a, tf_z, tf_p)
+        assert len(calls) == 1 + passes  # the teacher-forced pass, passes - 1 no-grad passes, the scored one
+        assert not any(grad for *_, grad in calls[2:-1])
+        # input frame k >= hist carries min(k - hist + 1, passes) imagined steps: frame k - s plus s
+        k = torch.arange(5)
+        s = torch.clamp(k - hist + 1, min=0).clamp(max=passes)
+        want = ((k - s) * 10 + s).float()
+        torch.testing.assert_close(calls[-1][1][0, :, 0], want)
+        torch.testing.assert_close(calls[-1][0][0, :, 0, 0], want)
+        target = torch.arange(hist + 1, 6).float() * 10
+        err = (want[hist:] + 1 - target) ** 2
+        torch.testing.assert_close(out["rollout_proprio"], err.mean())
+        torch.testing.assert_close(out["rollout_visual"], err.mean())

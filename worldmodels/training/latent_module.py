@@ -55,6 +55,14 @@ class LatentWorldModelModule(L.LightningModule):
         lr_schedule: ``constant`` (DINO-WM) or ``cosine``: linear warm-up over ``warmup_steps``, then cosine
             decay to zero at the trainer's last step (``max_steps``, else ``max_epochs`` of batches).
         warmup_steps: warm-up length for ``cosine``.
+        rollout_passes: ``0`` trains teacher-forced only (DINO-WM). ``n > 0`` adds the push-forward loss:
+            the frames after the history are replaced by the predictor's own predictions (detached; ``n``
+            passes, so frame ``k`` carries up to ``min(k, n)`` steps of imagination error) and the
+            predictions made from them are scored against the real frames too. Planning rolls the model out
+            on its own predictions; teacher forcing never shows it one, so a small error that puts the
+            imagined agent inside a wall is never corrected (the model then walks through the wall). Costs
+            about ``n + 1`` forward and 2 backward passes per step instead of 1 and 1.
+        rollout_weight: weight of the push-forward loss (the teacher-forced loss has weight 1).
     """
 
     def __init__(
@@ -78,6 +86,8 @@ class LatentWorldModelModule(L.LightningModule):
         residual: bool = False,
         lr_schedule: str = "constant",
         warmup_steps: int = 0,
+        rollout_passes: int = 0,
+        rollout_weight: float = 1.0,
     ):
         super().__init__()
         if encoder not in ENCODER_CHOICES:
@@ -86,6 +96,8 @@ class LatentWorldModelModule(L.LightningModule):
             raise ValueError(f"lr_schedule={lr_schedule!r}; allowed values: {LR_SCHEDULES}")
         if warmup_steps < 0:
             raise ValueError(f"warmup_steps={warmup_steps} must be >= 0")
+        if rollout_passes < 0 or not rollout_weight >= 0:
+            raise ValueError(f"rollout_passes={rollout_passes} and rollout_weight={rollout_weight} must be >= 0")
         if encoder == "conv_ae" and not encoder_path:
             raise ValueError(
                 "encoder_path is required for encoder='conv_ae' (run `worldmodels pretrain-encoder`)"
@@ -163,6 +175,26 @@ class LatentWorldModelModule(L.LightningModule):
         with torch.no_grad():
             return self.model.encoder(batch["pixels"])
 
+    def _pushforward(
+        self, z: torch.Tensor, p: torch.Tensor | None, a: torch.Tensor, pred_z: torch.Tensor, pred_p
+    ) -> dict[str, torch.Tensor]:
+        """Push-forward loss (``rollout_passes``): inputs after the ``num_hist`` history frames are the
+        predictor's own detached predictions; scored on the frames predicted from such inputs."""
+        hist = self.model.num_hist
+        in_z, in_p = z[:, :-1], None if p is None else p[:, :-1]
+        for i in range(self.hparams.rollout_passes):
+            if i:
+                with torch.no_grad():
+                    pred_z, pred_p = self.model.predictor(in_z, in_p, a[:, :-1])
+            in_z = torch.cat([z[:, :hist], pred_z[:, hist - 1 : -1].detach()], 1)
+            if p is not None:
+                in_p = torch.cat([p[:, :hist], pred_p[:, hist - 1 : -1].detach()], 1)
+        roll_z, roll_p = self.model.predictor(in_z, in_p, a[:, :-1])
+        out = {"rollout_visual": F.mse_loss(roll_z[:, hist:].float(), z[:, hist + 1 :])}
+        if roll_p is not None:
+            out["rollout_proprio"] = F.mse_loss(roll_p[:, hist:].float(), p[:, hist + 1 :])
+        return out
+
     def _losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         z = self._latents(batch)
         p = batch.get("proprio")
@@ -178,6 +210,11 @@ class LatentWorldModelModule(L.LightningModule):
         w = self.hparams.proprio_weight
         out["loss"] = out["mse_visual"] + w * out.get("mse_proprio", 0.0)
         out["mse"] = out["loss"]
+        if self.hparams.rollout_passes and z.shape[1] - 1 > self.model.num_hist:
+            roll = self._pushforward(z, p, a, pred_z, pred_p)
+            out.update(roll)
+            out["rollout_mse"] = roll["rollout_visual"] + w * roll.get("rollout_proprio", 0.0)
+            out["loss"] = out["loss"] + self.hparams.rollout_weight * out["rollout_mse"]
         out["copy_last_mse"] = out["copy_last_visual"] + w * out.get("copy_last_proprio", 0.0)
         return out
 
@@ -186,6 +223,8 @@ class LatentWorldModelModule(L.LightningModule):
         bs = batch["action"].shape[0]
         self.log("train/loss", out["loss"], prog_bar=True, batch_size=bs)
         self.log("train/mse_visual", out["mse_visual"], batch_size=bs)
+        if "rollout_mse" in out:
+            self.log("train/rollout_mse", out["rollout_mse"], batch_size=bs)
         return out["loss"]
 
     def _eval_step(self, batch, prefix: str):
