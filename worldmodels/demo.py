@@ -5,7 +5,8 @@
 Stages (each skipped when its output already exists, so an interrupted demo resumes where it stopped):
 
 1. ``envs``: roll out each environment's scripted controller and write one mp4 per env.
-2. ``data``: collect a Wall dataset with the noisy scripted controller (both cores).
+2. ``data``: collect a Wall dataset, episodes alternating between the noisy scripted controller (through the
+   door) and held random actions (into the walls), on both cores.
 3. ``encoder``: pre-train the offline ``conv_ae`` encoder on the dataset's own frames.
 4. ``fit``: train the latent world model (``configs/latent/wall_demo.yaml``) through the Lightning CLI.
 5. ``plan``: MPC + CEM toward goal images on start/goal pairs; prints the success rate, writes videos.
@@ -23,6 +24,9 @@ from pathlib import Path
 
 STAGES = ("envs", "data", "encoder", "fit", "plan")
 DEMO_ENV = "worldmodels/Wall-v0"
+#: behaviour policy of the demo data (as ``configs/latent/wall.yaml``'s): the expert alone never pushes into
+#: the wall, and a model that never saw it block walks through it in imagination
+DEMO_POLICY = "noisy-expert+sticky-random"
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -77,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     if "data" in stages:
         t0 = time.perf_counter()
         _run(
-            ["worldmodels", "data", "collect", "--env", DEMO_ENV, "--policy", "noisy-expert",
+            ["worldmodels", "data", "collect", "--env", DEMO_ENV, "--policy", DEMO_POLICY, "--noise-std", "1.0",
              "--episodes", str(args.episodes), "--out", str(data), "--workers", "2", "--seed", str(args.seed)],
             wm,
         )  # fmt: skip
