@@ -163,5 +163,5 @@ def test_policy_mixture_takes_turns_by_episode_seed(tmp_path):
         np.testing.assert_array_equal(mix.read(i, "action"), want, err_msg=f"episode {i}")
     with pytest.raises(ValueError, match="'nope' is neither"):
         collect(ENV, policy="random+nope", episodes=1, out=tmp_path / "x")
-    with pytest.raises(ValueError, match="noise_std=1.0 applies to policy='noisy-expert' only"):
+    with pytest.raises(ValueError, match=r"noise_std=1\.0 applies to policy='noisy-expert' only"):
         collect(ENV, policy="random+sticky-random", episodes=1, out=tmp_path / "y", noise_std=1.0)

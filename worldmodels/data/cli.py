@@ -26,8 +26,10 @@ def _parser() -> argparse.ArgumentParser:
     c = sub.add_parser("collect", help="roll a behaviour policy in a simulator and store the episodes")
     c.add_argument("--env", required=True, help="Gymnasium id, e.g. worldmodels/Wall-v0")
     c.add_argument(
-        "--policy", required=True, help="random | expert | noisy-expert | sticky-random | a saved policy directory; "
-        "several joined by + take turns by episode (e.g. noisy-expert+sticky-random)"
+        "--policy",
+        required=True,
+        help="random | expert | noisy-expert | sticky-random | a saved policy directory; "
+        "several joined by + take turns by episode (e.g. noisy-expert+sticky-random)",
     )
     c.add_argument("--episodes", type=int, required=True, help="total episodes wanted (a re-run resumes)")
     c.add_argument("--out", required=True, help="dataset directory")

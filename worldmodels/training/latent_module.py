@@ -97,7 +97,9 @@ class LatentWorldModelModule(L.LightningModule):
         if warmup_steps < 0:
             raise ValueError(f"warmup_steps={warmup_steps} must be >= 0")
         if rollout_passes < 0 or not rollout_weight >= 0:
-            raise ValueError(f"rollout_passes={rollout_passes} and rollout_weight={rollout_weight} must be >= 0")
+            raise ValueError(
+                f"rollout_passes={rollout_passes} and rollout_weight={rollout_weight} must be >= 0"
+            )
         if encoder == "conv_ae" and not encoder_path:
             raise ValueError(
                 "encoder_path is required for encoder='conv_ae' (run `worldmodels pretrain-encoder`)"
