@@ -27,9 +27,25 @@ import torch
 
 import worldmodels.envs  # noqa: F401  (registers the ids)
 from planners.evaluate import to_model_obs
+from worldmodels.envs.wall import FIXED_LAYOUT
 from worldmodels.models.latent_world_model import LatentWorldModel
 
 ENV = "worldmodels/Wall-v0"
+
+
+def imagine_and_execute(model: LatentWorldModel, env, start: np.ndarray, actions: torch.Tensor):
+    """Agent positions ``(H, 2)`` after each model step of planning ``actions (H, A * frameskip)`` from
+    ``start``: imagined by ``model`` and real (the env run on the same actions)."""
+    obs, _ = env.reset(options={"state": start})
+    with torch.inference_mode():
+        state = model.encode(to_model_obs([obs], torch.device("cpu")))
+        imagined = model.rollout(state, actions[None]).proprio[0] * model.proprio_std + model.proprio_mean
+    real = []
+    for k, action in enumerate(model.to_env_actions(actions).numpy()):
+        obs, *_ = env.step(action)
+        if (k + 1) % model.frameskip == 0:
+            real.append(obs["proprio"][:2])
+    return imagined[:, :2].numpy(), np.array(real)
 
 
 def rollout_errors(model: LatentWorldModel, starts: int, horizon: int, seed: int) -> np.ndarray:
@@ -40,21 +56,13 @@ def rollout_errors(model: LatentWorldModel, starts: int, horizon: int, seed: int
     errors = []
     for i in range(starts):
         start, _ = env.sample_start_goal(1000 + i)
-        obs, _ = env.reset(options={"state": start})
         shape = (horizon, low.numel())
         if i % 2:
             actions = torch.randn(shape, generator=gen).clamp(low, high)
         else:
             actions = low + (high - low) * torch.rand(shape, generator=gen)
-        with torch.inference_mode():
-            state = model.encode(to_model_obs([obs], torch.device("cpu")))
-            imagined = model.rollout(state, actions[None]).proprio[0] * model.proprio_std + model.proprio_mean
-        real = []
-        for k, action in enumerate(model.to_env_actions(actions).numpy()):
-            obs, *_ = env.step(action)
-            if (k + 1) % model.frameskip == 0:
-                real.append(obs["proprio"][:2])
-        errors.append(np.linalg.norm(imagined[:, :2].numpy() - np.array(real), axis=-1))
+        imagined, real = imagine_and_execute(model, env, start, actions)
+        errors.append(np.linalg.norm(imagined - real, axis=-1))
     env.close()
     return np.array(errors)
 
@@ -62,21 +70,15 @@ def rollout_errors(model: LatentWorldModel, starts: int, horizon: int, seed: int
 def wall_push_errors(model: LatentWorldModel, starts: int, horizon: int) -> tuple[np.ndarray, np.ndarray]:
     """Straight at the goal: ``(starts,)`` leaks through the wall (bool) and final position errors."""
     env = gym.make(ENV).unwrapped
-    wall_x = env._layout[0]
+    wall_x = FIXED_LAYOUT[0]
     leaks, errors = [], []
     for i in range(starts):
         start, goal = env.sample_start_goal(1000 + i)
-        obs, _ = env.reset(options={"state": start})
         direction = goal[:2] - start[:2]
         action = direction / np.abs(direction).max()
         env_actions = torch.tensor(np.tile(action, (horizon, model.frameskip)), dtype=torch.float32)
-        actions = model.normalize_action(env_actions)  # planning actions (H, A * frameskip)
-        with torch.inference_mode():
-            state = model.encode(to_model_obs([obs], torch.device("cpu")))
-            imagined = model.rollout(state, actions[None]).proprio[0] * model.proprio_std + model.proprio_mean
-        for a in model.to_env_actions(actions).numpy():
-            obs, *_ = env.step(a)
-        final_im, final_real = imagined[-1, :2].numpy(), obs["proprio"][:2]
+        imagined, real = imagine_and_execute(model, env, start, model.normalize_action(env_actions))
+        final_im, final_real = imagined[-1], real[-1]
         side = np.sign(start[0] - wall_x)
         leaks.append(np.sign(final_im[0] - wall_x) != side and np.sign(final_real[0] - wall_x) == side)
         errors.append(np.linalg.norm(final_im - final_real))

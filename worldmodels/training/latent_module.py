@@ -177,6 +177,16 @@ class LatentWorldModelModule(L.LightningModule):
         with torch.no_grad():
             return self.model.encoder(batch["pixels"])
 
+    def _scored(self, name: str, z, p, target_z, target_p) -> dict[str, torch.Tensor]:
+        """``<name>_visual``, ``<name>_proprio`` (when there is proprio) and their weighted sum
+        ``<name>_mse`` (``mse`` for ``name="mse"``)."""
+        out = {f"{name}_visual": F.mse_loss(z.float(), target_z)}
+        if p is not None:
+            out[f"{name}_proprio"] = F.mse_loss(p.float(), target_p)
+        total = "mse" if name == "mse" else f"{name}_mse"
+        out[total] = out[f"{name}_visual"] + self.hparams.proprio_weight * out.get(f"{name}_proprio", 0.0)
+        return out
+
     def _pushforward(
         self, z: torch.Tensor, p: torch.Tensor | None, a: torch.Tensor, pred_z: torch.Tensor, pred_p
     ) -> dict[str, torch.Tensor]:
@@ -192,32 +202,23 @@ class LatentWorldModelModule(L.LightningModule):
             if p is not None:
                 in_p = torch.cat([p[:, :hist], pred_p[:, hist - 1 : -1].detach()], 1)
         roll_z, roll_p = self.model.predictor(in_z, in_p, a[:, :-1])
-        out = {"rollout_visual": F.mse_loss(roll_z[:, hist:].float(), z[:, hist + 1 :])}
-        if roll_p is not None:
-            out["rollout_proprio"] = F.mse_loss(roll_p[:, hist:].float(), p[:, hist + 1 :])
-        return out
+        return self._scored(
+            "rollout", roll_z[:, hist:], None if roll_p is None else roll_p[:, hist:], z[:, hist + 1 :],
+            None if p is None else p[:, hist + 1 :],
+        )  # fmt: skip
 
     def _losses(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         z = self._latents(batch)
         p = batch.get("proprio")
         a = batch["action"]
         pred_z, pred_p = self.model.predictor(z[:, :-1], None if p is None else p[:, :-1], a[:, :-1])
-        out = {
-            "mse_visual": F.mse_loss(pred_z.float(), z[:, 1:]),
-            "copy_last_visual": F.mse_loss(z[:, :-1], z[:, 1:]),
-        }
-        if pred_p is not None:
-            out["mse_proprio"] = F.mse_loss(pred_p.float(), p[:, 1:])
-            out["copy_last_proprio"] = F.mse_loss(p[:, :-1], p[:, 1:])
-        w = self.hparams.proprio_weight
-        out["loss"] = out["mse_visual"] + w * out.get("mse_proprio", 0.0)
-        out["mse"] = out["loss"]
+        target_p = None if p is None else p[:, 1:]
+        out = self._scored("mse", pred_z, pred_p, z[:, 1:], target_p)
+        out |= self._scored("copy_last", z[:, :-1], None if p is None else p[:, :-1], z[:, 1:], target_p)
+        out["loss"] = out["mse"]
         if self.hparams.rollout_passes and z.shape[1] - 1 > self.model.num_hist:
-            roll = self._pushforward(z, p, a, pred_z, pred_p)
-            out.update(roll)
-            out["rollout_mse"] = roll["rollout_visual"] + w * roll.get("rollout_proprio", 0.0)
+            out |= self._pushforward(z, p, a, pred_z, pred_p)
             out["loss"] = out["loss"] + self.hparams.rollout_weight * out["rollout_mse"]
-        out["copy_last_mse"] = out["copy_last_visual"] + w * out.get("copy_last_proprio", 0.0)
         return out
 
     def training_step(self, batch, batch_idx):
