@@ -177,14 +177,16 @@ class LatentWorldModelModule(L.LightningModule):
         with torch.no_grad():
             return self.model.encoder(batch["pixels"])
 
-    def _scored(self, name: str, z, p, target_z, target_p) -> dict[str, torch.Tensor]:
-        """``<name>_visual``, ``<name>_proprio`` (when there is proprio) and their weighted sum
-        ``<name>_mse`` (``mse`` for ``name="mse"``)."""
+    def _scored(
+        self, name: str, z, p, target_z, target_p, total: str | None = None
+    ) -> dict[str, torch.Tensor]:
+        """``<name>_visual``, ``<name>_proprio`` (when there is proprio) and their weighted sum under
+        ``total`` (default ``<name>_mse``)."""
         out = {f"{name}_visual": F.mse_loss(z.float(), target_z)}
         if p is not None:
             out[f"{name}_proprio"] = F.mse_loss(p.float(), target_p)
-        total = "mse" if name == "mse" else f"{name}_mse"
-        out[total] = out[f"{name}_visual"] + self.hparams.proprio_weight * out.get(f"{name}_proprio", 0.0)
+        weighted = out[f"{name}_visual"] + self.hparams.proprio_weight * out.get(f"{name}_proprio", 0.0)
+        out[total or f"{name}_mse"] = weighted
         return out
 
     def _pushforward(
@@ -213,7 +215,7 @@ class LatentWorldModelModule(L.LightningModule):
         a = batch["action"]
         pred_z, pred_p = self.model.predictor(z[:, :-1], None if p is None else p[:, :-1], a[:, :-1])
         target_p = None if p is None else p[:, 1:]
-        out = self._scored("mse", pred_z, pred_p, z[:, 1:], target_p)
+        out = self._scored("mse", pred_z, pred_p, z[:, 1:], target_p, total="mse")
         out |= self._scored("copy_last", z[:, :-1], None if p is None else p[:, :-1], z[:, 1:], target_p)
         out["loss"] = out["mse"]
         if self.hparams.rollout_passes and z.shape[1] - 1 > self.model.num_hist:
