@@ -371,6 +371,7 @@ def evaluate(
     videos: int | None = None,
     progress: bool = True,
     workers: int = 1,
+    env_kwargs: dict[str, Any] | None = None,
 ) -> EvalResult:
     """Run DINO-WM's goal-reaching evaluation (see the module docstring).
 
@@ -397,6 +398,8 @@ def evaluate(
         progress: show a progress bar.
         workers: evaluate pairs in this many processes (spawned, one torch thread each; the model is sent
             to each once). Results do not depend on ``workers``: pair ``i`` always uses seed ``seed + i``.
+        env_kwargs: extra ``gym.make`` arguments of the env (a protocol variant, e.g. ``{"max_step": 5.0}``
+            for ``worldmodels/Wall-v0``); recorded in the results' config.
 
     With ``out``, each finished pair is saved to ``out/pairs/pair_XXX.json`` (atomically); a re-run with the
     same config skips the pairs already done, so an interrupted evaluation loses nothing finished.
@@ -418,7 +421,13 @@ def evaluate(
         )
     budget = budget or int(worldmodels.envs.planning_budget(env_id))
     frameskip = int(getattr(model, "frameskip", 1))
-    env_kwargs: dict[str, Any] = {"max_episode_steps": budget}
+    variant = dict(env_kwargs or {})
+    reserved = {"max_episode_steps", "img_size"} & variant.keys()
+    if reserved:
+        raise ValueError(
+            f"env_kwargs: {sorted(reserved)} are set by the evaluation (budget, the model's img_size)"
+        )
+    env_kwargs = {"max_episode_steps": budget, **variant}
     if getattr(model, "img_size", None):
         env_kwargs["img_size"] = int(model.img_size)
     model_steps = math.ceil(budget / frameskip)
@@ -433,6 +442,8 @@ def evaluate(
         "chunk_size": chunk_size, "alpha": alpha, "objective_mode": objective_mode, "discount": discount,
         "budget": budget, "frameskip": frameskip, "model": str(getattr(model, "name_or_path", type(model).__name__)),
     }  # fmt: skip
+    if variant:
+        config["env_kwargs"] = variant
     out_dir = Path(out) if out is not None else None
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)

@@ -37,8 +37,9 @@ class WallOracleModel:
     num_hist = 1
     img_size = 64
 
-    def __init__(self, frameskip: int = 5):
-        self.frameskip = frameskip
+    def __init__(self, frameskip: int = 5, max_step: float = MAX_STEP, slide: bool = True):
+        """``max_step`` and ``slide`` must match the env's (:class:`worldmodels.envs.wall.WallEnv`)."""
+        self.frameskip, self.max_step, self.slide = frameskip, float(max_step), bool(slide)
         self.action_dim = 2 * frameskip
 
     def encode(self, obs: dict[str, Tensor]) -> PositionState:
@@ -55,11 +56,12 @@ class WallOracleModel:
             in_door = (p[:, 1] >= door_lo) & (p[:, 1] <= door_hi)
             return out_band | in_door
 
-        delta = action.clamp(-1, 1) * MAX_STEP / N_SUBSTEPS
+        delta = action.clamp(-1, 1) * self.max_step / N_SUBSTEPS
+        tries = torch.tensor([[1.0, 1.0], [1.0, 0.0], [0.0, 1.0]])
         for _ in range(N_SUBSTEPS):
             moved = pos
             done = torch.zeros(pos.shape[0], dtype=torch.bool)
-            for mask in (torch.tensor([1.0, 1.0]), torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0])):
+            for mask in tries if self.slide else tries[:1]:
                 cand = (pos + delta * mask).clamp(lo, hi)
                 take = free(cand) & ~done
                 moved = torch.where(take[:, None], cand, moved)

@@ -81,3 +81,31 @@ def test_layout_is_drawn_and_randomised() -> None:
     assert (column == 0).all(axis=1).sum() >= 8, "the door is a gap in the wall"
     with pytest.raises(ValueError, match="state"):
         env.set_state(np.zeros(2))
+
+
+def test_protocol_variants_speed_sliding_and_pair_margin() -> None:
+    wall_x = FIXED_LAYOUT[0]
+    fast = WallEnv(max_step=5.0)
+    fast.reset(options={"state": np.array([10.0, 10.0])})
+    fast.step(np.array([1.0, 0.5], np.float32))
+    np.testing.assert_allclose(fast.get_state(), [15.0, 12.5])
+    # pushing diagonally into the wall: the default slides along it, DotWall-like stops at the contact
+    for slide, moved_in_y in ((True, True), (False, False)):
+        env = WallEnv(slide=slide)
+        env.reset(options={"state": np.array([wall_x - 5.0, 10.0])})
+        env.step(np.array([1.0, 1.0], np.float32))
+        x, y = env.get_state()
+        assert x < wall_x and (y > 12.0) == moved_in_y
+    margin = 3.35
+    env = WallEnv(pair_margin=margin)
+    lo, hi = AGENT_RADIUS + margin, ARENA - AGENT_RADIUS - margin
+    for seed in range(50):
+        for pos in env.sample_start_goal(seed):
+            assert lo <= pos.min() and pos.max() <= hi
+            assert abs(pos[0] - wall_x) >= env._band_half() + margin
+    np.testing.assert_array_equal(
+        WallEnv(pair_margin=0.0).sample_start_goal(7), WallEnv().sample_start_goal(7)
+    )
+    for bad in ({"max_step": 0.0}, {"pair_margin": -1.0}, {"pair_margin": 20.0}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            WallEnv(**bad)

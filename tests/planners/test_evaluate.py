@@ -206,3 +206,35 @@ def test_saved_pairs_are_not_reused_for_other_weights(tmp_path):
     with torch.no_grad():
         next(b.parameters()).add_(1e-3)
     assert _fingerprint(a) != _fingerprint(b)
+
+
+@pytest.mark.parametrize("variant", [{}, {"max_step": 5.0}, {"slide": False}])
+def test_wall_oracle_rollout_is_the_env_dynamics(variant):
+    """The oracle's vectorised collision dynamics match the env step for step, for each protocol variant."""
+    from worldmodels.envs.wall import WallEnv
+
+    env = WallEnv(**variant)
+    model = WallOracleModel(**variant)
+    gen = torch.Generator().manual_seed(0)
+    for seed in range(6):
+        start, _ = env.sample_start_goal(seed)
+        actions = (torch.rand(1, 4, model.action_dim, generator=gen) * 2.4 - 1.2).double()
+        obs, _ = env.reset(options={"state": start})
+        state = model.encode({k: torch.as_tensor(v)[None, None] for k, v in obs.items() if k == "proprio"})
+        imagined = model.rollout(state, actions).proprio[0].double() * 64.0
+        real = []
+        for k, a in enumerate(model.to_env_actions(actions[0]).numpy()):
+            env.step(np.clip(a, -1, 1).astype(np.float32))
+            if (k + 1) % model.frameskip == 0:
+                real.append(env.get_state())
+        np.testing.assert_allclose(imagined.numpy(), np.array(real), atol=1e-4)
+
+
+def test_env_variants_are_recorded_and_reserved_keys_refused(tmp_path):
+    res = evaluate(WallOracleModel(max_step=5.0), ENV, "cem", pairs=1, seed=0, mpc=True, execute=2,
+                   planner_kwargs=SMALL_CEM, env_kwargs={"max_step": 5.0}, progress=False)  # fmt: skip
+    assert res.config["env_kwargs"] == {"max_step": 5.0}
+    assert "env_kwargs" not in evaluate(WallOracleModel(), ENV, "cem", pairs=1, planner_kwargs=SMALL_CEM,
+                                        horizon=1, progress=False).config  # fmt: skip
+    with pytest.raises(ValueError, match="img_size"):
+        evaluate(WallOracleModel(), ENV, "cem", pairs=1, env_kwargs={"img_size": 32})

@@ -48,15 +48,34 @@ class WallEnv(VisualGoalEnv):
     planning_budget: ClassVar[int] = 50
     random_layout: ClassVar[bool] = False
 
-    def __init__(self, img_size: int = 64, render_mode: str | None = None) -> None:
+    def __init__(
+        self,
+        img_size: int = 64,
+        render_mode: str | None = None,
+        *,
+        max_step: float = MAX_STEP,
+        slide: bool = True,
+        pair_margin: float = 0.0,
+    ) -> None:
         """
         Args:
             img_size: side ``S`` of the pixel observation ``(S, S, 3)``, one of ``ALLOWED_IMG_SIZES``.
             render_mode: ``None`` or ``"rgb_array"``.
+            max_step: displacement per axis of a full action (the data, models and README numbers use the
+                default, :data:`MAX_STEP`); other values are protocol variants, e.g. a faster agent.
+            slide: a sub-step that hits the wall or the border keeps its free axis (default); ``False``
+                stops it at the last free position, as DINO-WM's DotWall stops the dot at the contact.
+            pair_margin: extra distance that ``sample_start_goal`` keeps from the border and the wall
+                (0: uniform over the free space of each side; 3.35: DINO-WM's ``2 * dot_std`` padding).
         """
         super().__init__(
             img_size=img_size, proprio_dim=2, render_mode=render_mode, proprio_bounds=(0.0, ARENA)
         )
+        if not max_step > 0:
+            raise ValueError(f"max_step={max_step} must be > 0")
+        if not 0 <= pair_margin < ARENA / 8:
+            raise ValueError(f"pair_margin={pair_margin} must be in [0, {ARENA / 8})")
+        self.max_step, self.slide, self.pair_margin = float(max_step), bool(slide), float(pair_margin)
         self.action_space = spaces.Box(-1.0, 1.0, (2,), np.float32)
         self.state_dim = 5 if self.random_layout else 2
         self._pos = np.array([ARENA / 4, ARENA / 2])
@@ -88,25 +107,31 @@ class WallEnv(VisualGoalEnv):
         return door_lo <= pos[1] <= door_hi
 
     def _move(self, pos: np.ndarray, action: np.ndarray, layout: np.ndarray) -> np.ndarray:
-        delta = action.astype(np.float64) * MAX_STEP / N_SUBSTEPS
+        delta = action.astype(np.float64) * self.max_step / N_SUBSTEPS
         lo, hi = AGENT_RADIUS, ARENA - AGENT_RADIUS
         pos = pos.copy()
+        tries = (1.0, 1.0), (1.0, 0.0), (0.0, 1.0)
         for _ in range(N_SUBSTEPS):
-            for cand in (pos + delta, pos + delta * (1.0, 0.0), pos + delta * (0.0, 1.0)):
-                cand = np.clip(cand, lo, hi)
+            for mask in tries if self.slide else tries[:1]:
+                cand = np.clip(pos + delta * mask, lo, hi)
                 if self._is_free(cand, layout):
                     pos = cand
                     break
         return pos
 
-    def _sample_free(self, rng: np.random.Generator, layout: np.ndarray, side: int = 0) -> np.ndarray:
-        """Uniform free position; ``side`` -1 / +1 restricts to left / right of the wall (outside the door)."""
-        lo, hi = AGENT_RADIUS, ARENA - AGENT_RADIUS
+    def _sample_free(
+        self, rng: np.random.Generator, layout: np.ndarray, side: int = 0, margin: float = 0.0
+    ) -> np.ndarray:
+        """Uniform free position; ``side`` -1 / +1 restricts to left / right of the wall (outside the door),
+        at least ``margin`` from the border and from the wall's band."""
+        lo, hi = AGENT_RADIUS + margin, ARENA - AGENT_RADIUS - margin
         while True:
             pos = rng.uniform(lo, hi, size=2)
             if not self._is_free(pos, layout):
                 continue
-            if side == 0 or (not self._in_band(pos, layout) and np.sign(pos[0] - layout[0]) == side):
+            if side == 0:
+                return pos
+            if abs(pos[0] - layout[0]) >= self._band_half() + margin and np.sign(pos[0] - layout[0]) == side:
                 return pos
 
     def _sample_layout(self, rng: np.random.Generator) -> np.ndarray:
@@ -174,8 +199,8 @@ class WallEnv(VisualGoalEnv):
         rng = np.random.default_rng(seed)
         layout = self._sample_layout(rng)
         side = int(rng.choice([-1, 1]))
-        start = self._sample_free(rng, layout, side)
-        goal = self._sample_free(rng, layout, -side)
+        start = self._sample_free(rng, layout, side, self.pair_margin)
+        goal = self._sample_free(rng, layout, -side, self.pair_margin)
         return self._join(start, layout), self._join(goal, layout)
 
     def _expert_target(self, pos: np.ndarray, goal: np.ndarray) -> np.ndarray:
@@ -197,7 +222,7 @@ class WallEnv(VisualGoalEnv):
         """Straight to the goal on the same side; otherwise to the door, through it, then to the goal."""
         goal, _ = self._split(goal_state)
         target = self._expert_target(self._pos, goal)
-        return np.clip((target - self._pos) / MAX_STEP, -1.0, 1.0).astype(np.float32)
+        return np.clip((target - self._pos) / self.max_step, -1.0, 1.0).astype(np.float32)
 
     def sample_waypoint(self, rng: np.random.Generator) -> np.ndarray:
         """A uniform free position in the current layout."""
