@@ -109,3 +109,12 @@ def test_protocol_variants_speed_sliding_and_pair_margin() -> None:
     for bad in ({"max_step": 0.0}, {"pair_margin": -1.0}, {"pair_margin": 20.0}):
         with pytest.raises(ValueError, match=next(iter(bad))):
             WallEnv(**bad)
+
+
+def test_largest_pair_margin_still_samples_every_random_layout() -> None:
+    from worldmodels.envs.wall import MAX_PAIR_MARGIN
+
+    env = WallRandomEnv(pair_margin=MAX_PAIR_MARGIN - 1e-6)
+    for seed in range(30):
+        start, goal = env.sample_start_goal(seed)
+        assert np.sign(start[0] - start[2]) == -np.sign(goal[0] - goal[2])

@@ -36,6 +36,9 @@ SUCCESS_DISTANCE = 4.5 * ARENA / 65.0
 FIXED_LAYOUT = (32.0, 32.0, 12.0)
 #: ranges of the ``WallRandom-v0`` layout: wall_x, door_center, door_height
 RANDOM_LAYOUT_RANGES = ((20.0, 44.0), (14.0, 50.0), (10.0, 18.0))
+#: bound on ``pair_margin``: each side of every layout keeps room for a start (the narrowest side, wall at
+#: x=20, leaves agent-centre x in [2.5, 15.5], so a margin must stay below 6.5)
+MAX_PAIR_MARGIN = 6.0
 
 BACKGROUND = np.array([0, 0, 0], np.uint8)
 WALL_COLOR = np.array([230, 230, 230], np.uint8)
@@ -73,8 +76,8 @@ class WallEnv(VisualGoalEnv):
         )
         if not max_step > 0:
             raise ValueError(f"max_step={max_step} must be > 0")
-        if not 0 <= pair_margin < ARENA / 8:
-            raise ValueError(f"pair_margin={pair_margin} must be in [0, {ARENA / 8})")
+        if not 0 <= pair_margin < MAX_PAIR_MARGIN:
+            raise ValueError(f"pair_margin={pair_margin} must be in [0, {MAX_PAIR_MARGIN})")
         self.max_step, self.slide, self.pair_margin = float(max_step), bool(slide), float(pair_margin)
         self.action_space = spaces.Box(-1.0, 1.0, (2,), np.float32)
         self.state_dim = 5 if self.random_layout else 2
