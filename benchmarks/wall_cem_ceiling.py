@@ -35,6 +35,7 @@ from planners.base import PlanResult
 from planners.evaluate import evaluate
 from planners.oracle import WallOracleModel
 from worldmodels.api import CostFn
+from worldmodels.envs.wall import MAX_STEP
 
 ENV = "worldmodels/Wall-v0"
 BASE_CEM = {"samples": 100, "topk": 10, "iterations": 5}
@@ -125,7 +126,7 @@ def variants() -> list[Variant]:
 
 def run_variant(v: Variant, pairs: int, workers: int, runs: Path) -> dict[str, Any]:
     env = v.env_kwargs
-    model = WallOracleModel(max_step=env.get("max_step", 2.5), slide=env.get("slide", True))
+    model = WallOracleModel(max_step=env.get("max_step", MAX_STEP), slide=env.get("slide", True))
     planner: Any = HeldCEM(model.frameskip, **v.planner_kwargs) if v.held else v.planner
     kwargs = {"horizon": 5, "execute": 2, **v.eval_kwargs}
     t0 = time.perf_counter()
