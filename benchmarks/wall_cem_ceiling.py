@@ -10,7 +10,7 @@ the task towards DINO-WM's DotWall (a faster agent, no sliding along walls, DINO
 start/goal sampler). The last row is the reference that does clear 0.90: MPC+iCEM with noise coloured along
 env time.
 
-    python benchmarks/wall_cem_ceiling.py                 # all rows, about 40 min on 2 cores
+    python benchmarks/wall_cem_ceiling.py                 # all rows, about 25 min on 2 cores
     python benchmarks/wall_cem_ceiling.py --only base,step_5
 
 Each row's pairs are saved under ``--runs`` as they finish, so an interrupted run resumes where it stopped.
@@ -35,7 +35,6 @@ from planners.base import PlanResult
 from planners.evaluate import evaluate
 from planners.oracle import WallOracleModel
 from worldmodels.api import CostFn
-from worldmodels.envs.wall import MAX_STEP
 
 ENV = "worldmodels/Wall-v0"
 BASE_CEM = {"samples": 100, "topk": 10, "iterations": 5}
@@ -126,7 +125,7 @@ def variants() -> list[Variant]:
 
 def run_variant(v: Variant, pairs: int, workers: int, runs: Path) -> dict[str, Any]:
     env = v.env_kwargs
-    model = WallOracleModel(max_step=env.get("max_step", MAX_STEP), slide=env.get("slide", True))
+    model = WallOracleModel(**{k: v for k, v in env.items() if k in ("max_step", "slide")})  # same dynamics
     planner: Any = HeldCEM(model.frameskip, **v.planner_kwargs) if v.held else v.planner
     kwargs = {"horizon": 5, "execute": 2, **v.eval_kwargs}
     t0 = time.perf_counter()

@@ -220,7 +220,7 @@ def test_wall_oracle_rollout_is_the_env_dynamics(variant):
         start, _ = env.sample_start_goal(seed)
         actions = (torch.rand(1, 4, model.action_dim, generator=gen) * 2.4 - 1.2).double()
         obs, _ = env.reset(options={"state": start})
-        state = model.encode({k: torch.as_tensor(v)[None, None] for k, v in obs.items() if k == "proprio"})
+        state = model.encode({"proprio": torch.as_tensor(obs["proprio"])[None, None]})
         imagined = model.rollout(state, actions).proprio[0].double() * 64.0
         real = []
         for k, a in enumerate(model.to_env_actions(actions[0]).numpy()):

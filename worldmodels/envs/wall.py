@@ -97,8 +97,9 @@ class WallEnv(VisualGoalEnv):
         _, center, height = layout
         return center - height / 2 + AGENT_RADIUS, center + height / 2 - AGENT_RADIUS
 
-    def _in_band(self, pos: np.ndarray, layout: np.ndarray) -> bool:
-        return abs(pos[0] - layout[0]) < self._band_half()
+    def _in_band(self, pos: np.ndarray, layout: np.ndarray, margin: float = 0.0) -> bool:
+        """Whether the agent centre is within ``margin`` of the x-band where it touches the wall."""
+        return abs(pos[0] - layout[0]) < self._band_half() + margin
 
     def _is_free(self, pos: np.ndarray, layout: np.ndarray) -> bool:
         lo, hi = AGENT_RADIUS, ARENA - AGENT_RADIUS
@@ -132,9 +133,7 @@ class WallEnv(VisualGoalEnv):
             pos = rng.uniform(lo, hi, size=2)
             if not self._is_free(pos, layout):
                 continue
-            if side == 0:
-                return pos
-            if abs(pos[0] - layout[0]) >= self._band_half() + margin and np.sign(pos[0] - layout[0]) == side:
+            if side == 0 or (not self._in_band(pos, layout, margin) and np.sign(pos[0] - layout[0]) == side):
                 return pos
 
     def _sample_layout(self, rng: np.random.Generator) -> np.ndarray:
