@@ -158,7 +158,7 @@ def _wall_world() -> World:
         start, goal = env.sample_start_goal(seed)
         return start[:2], goal[:2]
 
-    return World("wall", model._move, pair, SUCCESS_DISTANCE, 1.0)
+    return World("wall", model.env_step, pair, SUCCESS_DISTANCE, 1.0)
 
 
 def _dotwall_world() -> World:

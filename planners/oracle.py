@@ -46,7 +46,9 @@ class WallOracleModel:
         x = obs["proprio"].float() / 64.0
         return PositionState(x[:, :, None], x)
 
-    def _move(self, pos: Tensor, action: Tensor) -> Tensor:
+    def env_step(self, pos: Tensor, action: Tensor) -> Tensor:
+        """One env step for a batch: agent centres ``pos (B, 2)`` and env actions ``action (B, 2)``
+        (clamped to ``[-1, 1]``), the env's collision rules."""
         wall_x, center, height = FIXED_LAYOUT
         lo, hi = AGENT_RADIUS, ARENA - AGENT_RADIUS
         door_lo, door_hi = center - height / 2 + AGENT_RADIUS, center + height / 2 - AGENT_RADIUS
@@ -75,7 +77,7 @@ class WallOracleModel:
         out = []
         for h in range(horizon):
             for a in actions[:, h].reshape(b, self.frameskip, 2).unbind(1):
-                pos = self._move(pos, a)
+                pos = self.env_step(pos, a)
             out.append(pos / 64.0)
         x = torch.stack(out, 1)
         return PositionState(x[:, :, None], x)
