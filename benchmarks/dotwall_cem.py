@@ -17,12 +17,13 @@ plans with the *exact* dynamics of two worlds, so no world model is involved:
 Every row is MPC over the library's planners (``planners.build_planner`` + ``planners.mpc.MPC``) with horizon
 5 model steps x frameskip 5 env steps, cost = distance of the last predicted position to the goal (any
 increasing function of it ranks CEM's candidates the same, so DINO-WM's squared-error cost is covered), run
-to 250 env steps; the first env step within the success distance is recorded, and the table gives the
-success rate within 50 and within 250 env steps. ``check: chunk`` tests success only at the end of each
-executed chunk, as DINO-WM's MPC evaluator does.
+to ``--budget`` env steps (250); the first env step within the success distance is recorded, and the
+table gives the success rate within 50 env steps and within the budget. ``check: chunk`` tests success
+only at the end of each executed chunk, as DINO-WM's MPC evaluator does.
 
     python benchmarks/dotwall_cem.py                     # every row, 200 pairs per world, ~8 min on 2 cores
     python benchmarks/dotwall_cem.py --only readme --pairs 50
+    python benchmarks/dotwall_cem.py --only dinowm --worlds dotwall --budget 1000 --out /tmp/dw1000.json
 
 Rows are written to ``--out`` as they finish (markdown table printed at the end), so an interrupted run
 resumes with ``--only`` for the rows still missing.
@@ -50,8 +51,7 @@ from planners.mpc import MPC
 from planners.oracle import WallOracleModel
 
 FRAMESKIP = 5
-MAX_BUDGET = 250
-BUDGETS = (50, MAX_BUDGET)
+SHORT_BUDGET = 50  # the README protocol's Wall budget
 
 # DINO-WM DotWall geometry (65 x 65 image units): wall centre, faces, door centre and half-height, borders
 DW_WALL_X, DW_LEFT_FACE, DW_RIGHT_FACE = 32.0, 29.0, 35.0
@@ -196,9 +196,9 @@ def rows() -> list[Row]:
     ]  # fmt: skip
 
 
-def run_pair(world_name: str, row: Row, seed: int) -> tuple[int | None, float, int]:
-    """MPC from pair ``seed``; returns (first env step within the success distance or None, planning
-    seconds, plans)."""
+def run_pair(world_name: str, row: Row, seed: int, budget: int) -> tuple[int | None, float, int]:
+    """MPC from pair ``seed`` for ``budget`` env steps; returns (first env step within the success distance
+    or None, planning seconds, plans)."""
     torch.set_num_threads(1)
     world = WORLDS[world_name]()
     start, goal_np = world.pair(seed)
@@ -229,7 +229,7 @@ def run_pair(world_name: str, row: Row, seed: int) -> tuple[int | None, float, i
         return False
 
     planner = build_planner(row.planner, **row.planner_kwargs)
-    mpc = MPC(planner, horizon=5, execute=row.execute, max_steps=MAX_BUDGET // FRAMESKIP)
+    mpc = MPC(planner, horizon=5, execute=row.execute, max_steps=budget // FRAMESKIP)
     box = torch.full((2 * FRAMESKIP,), world.bound)
     result = mpc.run(
         lambda: state["pos"], make_cost_fn, step, low=-box, high=box,
@@ -238,37 +238,39 @@ def run_pair(world_name: str, row: Row, seed: int) -> tuple[int | None, float, i
     return state["hit"], sum(result.plan_times), len(result.plan_times)
 
 
-def run_row(world: str, row: Row, pairs: int, workers: int) -> dict[str, Any]:
+def run_row(world: str, row: Row, pairs: int, workers: int, budget: int) -> dict[str, Any]:
     t0 = time.perf_counter()
     seeds = list(range(pairs))
     with ProcessPoolExecutor(workers) as pool:
-        out = list(pool.map(run_pair, [world] * pairs, [row] * pairs, seeds))
+        out = list(pool.map(run_pair, [world] * pairs, [row] * pairs, seeds, [budget] * pairs))
     hits = [h for h, _, _ in out]
     success = {}
-    for b in BUDGETS:
+    for b in (SHORT_BUDGET, budget):
         n = sum(1 for h in hits if h is not None and h <= b)
         success[str(b)] = {"rate": n / pairs, "ci95": list(wilson_interval(n, pairs))}
     return {
         "world": world, "name": row.name, "change": row.change, "planner": row.planner,
         "planner_kwargs": row.planner_kwargs, "execute": row.execute, "check": row.check, "pairs": pairs,
+        "budget": budget,
         "success": success, "first_success_step": hits,
         "plan_time_s": sum(t for _, t, _ in out) / max(1, sum(n for _, _, n in out)),
-        "failed_pairs_at_250": [s for s, h in zip(seeds, hits) if h is None], "wall_s": time.perf_counter() - t0,
+        "failed_pairs": [s for s, h in zip(seeds, hits) if h is None], "wall_s": time.perf_counter() - t0,
     }  # fmt: skip
 
 
 def table(results: list[dict[str, Any]]) -> str:
     lines = [
-        "| world | row | change | success, 50 env steps | success, 250 env steps | s per plan |",
-        "|---|---|---|---|---|---|",
+        "| world | row | change | success, 50 env steps | budget | success within the budget | s per plan |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in results:
         cells = []
-        for b in BUDGETS:
+        for b in (SHORT_BUDGET, r["budget"]):
             s = r["success"][str(b)]
             cells.append(f"{s['rate']:.2f} [{s['ci95'][0]:.2f}, {s['ci95'][1]:.2f}]")
         lines.append(
-            f"| {r['world']} | {r['name']} | {r['change']} | {cells[0]} | {cells[1]} | {r['plan_time_s']:.3f} |"
+            f"| {r['world']} | {r['name']} | {r['change']} | {cells[0]} | {r['budget']} | {cells[1]} "
+            f"| {r['plan_time_s']:.3f} |"
         )
     return "\n".join(lines)
 
@@ -276,6 +278,7 @@ def table(results: list[dict[str, Any]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--pairs", type=int, default=200, help="start/goal pairs per world and row (default: 200)")
+    p.add_argument("--budget", type=int, default=250, help="env steps per episode (default: 250)")
     p.add_argument("--workers", type=int, default=2, help="processes (default: 2)")
     p.add_argument("--only", default=None, help="comma-separated row names (default: every row)")
     p.add_argument("--worlds", default="wall,dotwall", help="comma-separated worlds (default: wall,dotwall)")
@@ -283,6 +286,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.pairs < 1:
         p.error(f"--pairs {args.pairs}: must be >= 1")
+    if args.budget < SHORT_BUDGET or args.budget % FRAMESKIP:
+        p.error(f"--budget {args.budget}: must be a multiple of {FRAMESKIP} and >= {SHORT_BUDGET}")
     names = [r.name for r in rows()]
     wanted = args.only.split(",") if args.only else names
     unknown = [n for n in wanted if n not in names]
@@ -296,19 +301,20 @@ def main(argv: list[str] | None = None) -> int:
         return names.index(r["name"]), list(WORLDS).index(r["world"])
 
     results: list[dict[str, Any]] = []
-    if args.out.exists():  # keep the other rows of an earlier run with the same pairs
+    if args.out.exists():  # keep the other rows of an earlier run with the same pairs and budget
         earlier = json.loads(args.out.read_text())
         results = [
             r for r in earlier.get("rows", [])
-            if r.get("pairs") == args.pairs and r["name"] in names
+            if r.get("pairs") == args.pairs and r.get("budget") == args.budget and r["name"] in names
             and not (r["name"] in wanted and r["world"] in worlds)
         ]  # fmt: skip
     todo = [(w, r) for r in rows() if r.name in wanted for w in worlds]
     for i, (world, row) in enumerate(todo):
         print(f"[{i + 1}/{len(todo)}] {world} / {row.name}: {row.change}", file=sys.stderr, flush=True)
-        res = run_row(world, row, args.pairs, args.workers)
-        print(f"  success within 50 / 250 env steps: {res['success']['50']['rate']:.2f} / "
-              f"{res['success']['250']['rate']:.2f} ({res['wall_s']:.0f} s)", file=sys.stderr, flush=True)  # fmt: skip
+        res = run_row(world, row, args.pairs, args.workers, args.budget)
+        short, full = res["success"][str(SHORT_BUDGET)]["rate"], res["success"][str(args.budget)]["rate"]
+        print(f"  success within {SHORT_BUDGET} / {args.budget} env steps: {short:.2f} / {full:.2f} "
+              f"({res['wall_s']:.0f} s)", file=sys.stderr, flush=True)  # fmt: skip
         results = sorted([*results, res], key=key)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         tmp = args.out.with_suffix(".json.tmp")

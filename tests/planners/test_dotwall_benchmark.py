@@ -76,7 +76,7 @@ def test_benchmark_runs_both_worlds_and_resumes(dw, tmp_path):
     for r in rows:
         assert len(r["first_success_step"]) == 3
         hits = [h for h in r["first_success_step"] if h is not None]
-        assert all(1 <= h <= dw.MAX_BUDGET for h in hits)
+        assert all(1 <= h <= 250 for h in hits)
         assert r["success"]["250"]["rate"] == len(hits) / 3
         assert r["success"]["50"]["rate"] <= r["success"]["250"]["rate"]
     # a second row keeps the first one's results
@@ -86,10 +86,13 @@ def test_benchmark_runs_both_worlds_and_resumes(dw, tmp_path):
     assert names == [("wall", "readme"), ("dotwall", "readme"), ("dotwall", "icem_sub5")]
 
 
-def test_benchmark_rejects_unknown_rows_and_worlds(dw, capsys):
+def test_benchmark_rejects_unknown_rows_worlds_and_budgets(dw, capsys):
     with pytest.raises(SystemExit):
         dw.main(["--only", "nope"])
     assert "unknown rows ['nope']" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         dw.main(["--worlds", "maze"])
     assert "unknown worlds ['maze']" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        dw.main(["--budget", "52"])
+    assert "--budget 52: must be a multiple of 5" in capsys.readouterr().err
