@@ -32,6 +32,7 @@ resumes with ``--only`` for the rows still missing.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import time
@@ -49,6 +50,7 @@ from planners import build_planner
 from planners.evaluate import wilson_interval
 from planners.mpc import MPC
 from planners.oracle import WallOracleModel
+from worldmodels.data.store import atomic_write_text
 
 FRAMESKIP = 5
 SHORT_BUDGET = 50  # the README protocol's Wall budget
@@ -169,6 +171,12 @@ def _dotwall_world() -> World:
 WORLDS: dict[str, Callable[[], World]] = {"wall": _wall_world, "dotwall": _dotwall_world}
 
 
+@functools.cache
+def _world(name: str) -> World:
+    """One :class:`World` per process, shared by the pairs it plans."""
+    return WORLDS[name]()
+
+
 @dataclass
 class Row:
     name: str
@@ -200,7 +208,7 @@ def run_pair(world_name: str, row: Row, seed: int, budget: int) -> tuple[int | N
     """MPC from pair ``seed`` for ``budget`` env steps; returns (first env step within the success distance
     or None, planning seconds, plans)."""
     torch.set_num_threads(1)
-    world = WORLDS[world_name]()
+    world = _world(world_name)
     start, goal_np = world.pair(seed)
     goal = torch.as_tensor(goal_np, dtype=torch.float64)
     pos = torch.as_tensor(start, dtype=torch.float64)[None]
@@ -317,9 +325,7 @@ def main(argv: list[str] | None = None) -> int:
               f"({res['wall_s']:.0f} s)", file=sys.stderr, flush=True)  # fmt: skip
         results = sorted([*results, res], key=key)
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.out.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps({"rows": results}, indent=1))
-        tmp.replace(args.out)
+        atomic_write_text(args.out, json.dumps({"rows": results}, indent=1))
     print(table(results))
     return 0
 

@@ -35,6 +35,7 @@ from planners.base import PlanResult
 from planners.evaluate import evaluate
 from planners.oracle import WallOracleModel
 from worldmodels.api import CostFn
+from worldmodels.data.store import atomic_write_text
 
 ENV = "worldmodels/Wall-v0"
 BASE_CEM = {"samples": 100, "topk": 10, "iterations": 5}
@@ -187,9 +188,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  success {row['success_rate']:.2f}", file=sys.stderr, flush=True)
         rows = sorted([*rows, row], key=lambda r: order.index(r["name"]))
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.out.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps({"env": ENV, "pairs": args.pairs, "seed": 0, "rows": rows}, indent=1))
-        tmp.replace(args.out)
+        atomic_write_text(
+            args.out, json.dumps({"env": ENV, "pairs": args.pairs, "seed": 0, "rows": rows}, indent=1)
+        )
     print(table(rows))
     return 0
 
