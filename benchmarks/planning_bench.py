@@ -15,9 +15,12 @@ Both run the same CEM iteration (same samples, same generator), so their ratio i
 iteration. Work per iteration is linear in the samples, so on a slow CPU ``--samples`` can be lowered and
 the time per sample scaled to 300 (the table shows both; ``--naive-samples`` separately, the naive path is
 much slower). Peak RSS is read after each of ``--replans`` MPC re-plans (10 by default): it must stay flat.
+With ``--device cuda`` the model, the planner and its generator run on the GPU (timings synchronise the
+device) and the peak GPU memory allocated during each re-plan is reported beside the RSS.
 
     python benchmarks/planning_bench.py                       # full shapes, 300 samples (GPU-sized work)
     python benchmarks/planning_bench.py --samples 20 --naive-samples 4 --chunk-size 10   # a 2-core CPU
+    python benchmarks/planning_bench.py --device cuda --chunk-size 300 --out /tmp/planning_bench_gpu.json
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ import torch
 
 from planners import build_planner
 from planners.objectives import GoalDistance, make_cost_fn
+from worldmodels.devices import resolve_device
 
 RESULTS = Path(__file__).resolve().parent / "results" / "planning_bench.json"
 
@@ -132,19 +136,35 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--planners", default="cem,icem,mppi,gd")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     p.add_argument("--small", action="store_true", help="tiny model and 64 px (smoke test of this script)")
+    p.add_argument("--device", default="cpu", help="torch device: cpu (default), cuda, auto")
     p.add_argument("--out", default=str(RESULTS), help=f"JSON output (default: {RESULTS})")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)
+    try:
+        device = resolve_device(args.device)
+    except ValueError as err:
+        p.error(str(err))
+    cuda = device.type == "cuda"
     img = 64 if args.small else args.img_size
-    model = build_model(img, args.hist, args.horizon, args.frameskip, 4, args.small)
+    model = build_model(img, args.hist, args.horizon, args.frameskip, 4, args.small).to(device)
     n_params = sum(p.numel() for p in model.predictor.parameters())
     gen = torch.Generator().manual_seed(0)
     obs = {"pixels": torch.randint(0, 256, (1, args.hist, 3, img, img), dtype=torch.uint8, generator=gen),
            "proprio": torch.randn(1, args.hist, 4, generator=gen)}  # fmt: skip
     goal_obs = {"pixels": torch.randint(0, 256, (1, 1, 3, img, img), dtype=torch.uint8, generator=gen),
                 "proprio": torch.randn(1, 1, 4, generator=gen)}  # fmt: skip
+    obs = {k: v.to(device) for k, v in obs.items()}
+    goal_obs = {k: v.to(device) for k, v in goal_obs.items()}
+
+    def new_gen() -> torch.Generator:
+        return torch.Generator(device=device).manual_seed(0)
+
+    def sync() -> None:
+        if cuda:
+            torch.cuda.synchronize(device)
+
     low, high = model.action_bounds()
     with torch.no_grad():
         objective = GoalDistance(model.encode(goal_obs), alpha=1.0)
@@ -155,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def ours_step(planner, differentiable: bool) -> tuple[float, float]:
         """One MPC step (encode + plan): seconds and peak RSS (GiB) during it."""
+        sync()
         t0 = time.perf_counter()
         with RSSPeak() as sampler:
             with torch.no_grad():
@@ -162,7 +183,8 @@ def main(argv: list[str] | None = None) -> int:
             cost_fn = make_cost_fn(
                 model, state, objective, chunk_size=args.chunk_size, differentiable=differentiable
             )
-            planner.plan(cost_fn, generator=torch.Generator().manual_seed(0), **kw)
+            planner.plan(cost_fn, generator=new_gen(), **kw)
+            sync()
         return time.perf_counter() - t0, sampler.peak
 
     for name in args.planners.split(","):
@@ -173,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
             extra = {"topk": topk} if name in ("cem", "icem") else {}
             planner = build_planner(name, samples=args.samples, iterations=args.iters, **extra)
             samples = args.samples
+        if cuda:  # one untimed step first: CUDA kernels are loaded on first use
+            ours_step(planner, planner.differentiable)
         sec, peak_step = ours_step(planner, planner.differentiable)
         rows.append({"planner": name, "path": "ours", "samples": samples, "iters": args.iters,
                      "s_per_iter": sec / args.iters, "s_per_iter_per_sample": sec / args.iters / samples,
@@ -184,24 +208,33 @@ def main(argv: list[str] | None = None) -> int:
     naive = build_planner("cem", samples=n_naive, topk=max(1, min(topk, n_naive)), iterations=args.iters)
     ours = build_planner("cem", samples=n_naive, topk=max(1, min(topk, n_naive)), iterations=args.iters)
     t_ours, _ = ours_step(ours, False)
+    cost_fn = naive_cost_fn(model, obs, objective, args.chunk_size)
+    if cuda:
+        naive.plan(cost_fn, generator=new_gen(), **kw)
+    sync()
     t0 = time.perf_counter()
     with RSSPeak() as naive_rss:
-        cost_fn = naive_cost_fn(model, obs, objective, args.chunk_size)
-        naive.plan(cost_fn, generator=torch.Generator().manual_seed(0), **kw)
+        naive.plan(cost_fn, generator=new_gen(), **kw)
+        sync()
     t_naive = time.perf_counter() - t0
     print(f"cem   naive: {t_naive / args.iters:8.2f} s / iteration ({n_naive} samples), ours {t_ours / args.iters:.2f} s: "
           f"x{t_naive / t_ours:.1f}", flush=True)  # fmt: skip
 
     # memory over MPC re-plans (CEM, the full sample count): peak RSS after each re-plan must stay flat
     cem = build_planner("cem", samples=args.samples, topk=topk, iterations=1)
-    rss_after, rss_peaks = [], []
+    rss_after, rss_peaks, gpu_peaks = [], [], []
     init = None
     for _ in range(args.replans):
+        if cuda:
+            torch.cuda.reset_peak_memory_stats(device)
         with RSSPeak() as sampler, torch.no_grad():
             state = model.encode(obs)
             res = cem.plan(make_cost_fn(model, state, objective, chunk_size=args.chunk_size), init=init,
-                       generator=torch.Generator().manual_seed(0), **kw)  # fmt: skip
+                           generator=new_gen(), **kw)  # fmt: skip
+            sync()
         rss_peaks.append(round(sampler.peak, 3))
+        if cuda:
+            gpu_peaks.append(round(torch.cuda.max_memory_allocated(device) / 2**30, 3))
         init = torch.cat([res.actions[1:], ((low + high) / 2)[None]])
         rss_after.append(round(psutil.Process().memory_info().rss / 2**30, 3))
     peak = peak_rss_gib()
@@ -241,6 +274,7 @@ def main(argv: list[str] | None = None) -> int:
             else None
         ),
         "rss_gib_after_each_replan": rss_after,
+        "gpu_peak_gib_during_each_replan": gpu_peaks or None,
         "peak_rss_gib_during_each_replan": rss_peaks,
         "rss_growth_gib": rss_after[-1] - rss_after[0],
         "rss_start_gib": round(rss_start, 3),
@@ -250,6 +284,8 @@ def main(argv: list[str] | None = None) -> int:
             "torch_threads": torch.get_num_threads(),
             "platform": platform.platform(),
             "torch": torch.__version__,
+            "device": str(device),
+            "gpu": torch.cuda.get_device_name(device) if cuda else None,
         },
     }
     print("\n| planner | path | samples | s / iteration | s / iteration scaled to 300 samples |")
@@ -270,6 +306,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"peak RSS during each of {args.replans} re-plans (GiB): {rss_peaks}")
     print(f"RSS after each re-plan (GiB): {rss_after}; growth {summary['rss_growth_gib']:+.3f}; "
           f"peak {peak:.2f} GiB")  # fmt: skip
+    if cuda:
+        print(f"peak GPU memory allocated during each re-plan (GiB): {gpu_peaks}")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")

@@ -69,7 +69,8 @@ def _parser() -> argparse.ArgumentParser:
         "--budget", type=int, default=None, help="env steps per episode (default: the env's planning_budget)"
     )
     e.add_argument("--videos", type=int, default=None, help="pairs that get a video (default: all)")
-    e.add_argument("--device", default="cpu", help="torch device for the model (default: cpu)")
+    e.add_argument("--device", default="cpu",
+                   help="torch device for the model: cpu (default: small models plan fastest there), cuda, auto")  # fmt: skip
     e.add_argument(
         "--threads", type=int, default=None, help="torch CPU threads (1 is much faster on a busy machine)"
     )
@@ -112,12 +113,13 @@ def eval_main(args: argparse.Namespace) -> int:
     import torch
 
     from planners.evaluate import evaluate
+    from worldmodels.devices import resolve_device
 
     torch.set_flush_denormal(True)
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
-        model = load_model(args.model, args.env, args.device)
+        model = load_model(args.model, args.env, str(resolve_device(args.device)))
         res = evaluate(
             model, args.env, args.planner, pairs=args.pairs, seed=args.seed, mpc=args.mpc, out=args.out,
             horizon=args.horizon, execute=args.execute, planner_kwargs=planner_kwargs(args.planner, args),

@@ -20,9 +20,10 @@ class PointModel:
     """Point dynamics ``x_{t+1} = x_t + a_t`` in ``D`` dimensions, actions in ``[-1, 1]^D``: a world model
     (``worldmodels.api.WorldModel``) whose rollout is exact and differentiable."""
 
-    def __init__(self, dim: int = 2, with_proprio: bool = False):
+    def __init__(self, dim: int = 2, with_proprio: bool = False, device: str | torch.device = "cpu"):
         self.action_dim = dim
         self.with_proprio = with_proprio
+        self.device = torch.device(device)
         self.rollout_calls: list[int] = []
 
     def encode(self, obs: dict[str, Tensor]) -> PointState:
@@ -35,13 +36,16 @@ class PointModel:
         return PointState(x[:, :, None], x if self.with_proprio else None)
 
     def action_bounds(self) -> tuple[Tensor, Tensor]:
-        return -torch.ones(self.action_dim), torch.ones(self.action_dim)
+        ones = torch.ones(self.action_dim, device=self.device)
+        return -ones, ones
 
     def to_env_actions(self, actions: Tensor) -> Tensor:
         return actions
 
 
-def point_state(x: list[float], dtype: torch.dtype = torch.float32) -> PointState:
+def point_state(
+    x: list[float], dtype: torch.dtype = torch.float32, device: str | torch.device = "cpu"
+) -> PointState:
     """A batch-1, one-frame :class:`PointState` at position ``x``."""
-    t = torch.tensor(x, dtype=dtype)[None, None]
+    t = torch.tensor(x, dtype=dtype, device=device)[None, None]
     return PointState(t[:, :, None], t)

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from worldmodels.data.store import EpisodeStore
+from worldmodels.devices import resolve_device
 from worldmodels.encoders.cache import build_feature_cache, prepare_frames
 
 
@@ -29,8 +30,10 @@ def pretrain_conv_ae(
     img_size: int | None = None,
     seed: int = 0,
     progress: bool = True,
+    device: str | torch.device = "cpu",
 ):
-    """Train a :class:`ConvAEEncoder` to reconstruct random frames of ``store``; returns it (eval mode).
+    """Train a :class:`ConvAEEncoder` to reconstruct random frames of ``store`` on ``device``; returns it
+    (eval mode, on the CPU).
 
     The reconstruction loss is a per-pixel MSE re-weighted towards pixels that differ from the dataset's
     median frame, so that small moving objects (the Wall agent is a few pixels) are not ignored.
@@ -41,19 +44,19 @@ def pretrain_conv_ae(
         raise ValueError(f"{store.root}: key 'pixels' is not in the dataset {store.keys}")
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
-    enc = ConvAEEncoder(embed_dim=embed_dim)
+    enc = ConvAEEncoder(embed_dim=embed_dim).to(device)
     lengths = store.episode_lengths
     sample = prepare_frames(
         np.stack([store.read(int(e), "pixels", 0) for e in rng.integers(0, len(store), 64)]), img_size
     )
-    background = sample.float().median(dim=0).values / 255.0
+    background = sample.float().median(dim=0).values.to(device) / 255.0
     opt = torch.optim.AdamW(enc.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
     bar = tqdm(range(steps), desc="pretrain conv_ae", disable=not progress)
     for _ in bar:
         eps = rng.integers(0, len(store), batch_size)
         frames = [store.read(int(e), "pixels", int(rng.integers(0, lengths[e] + 1))) for e in eps]
-        x = prepare_frames(np.stack(frames), img_size).float() / 255.0
+        x = prepare_frames(np.stack(frames), img_size).to(device).float() / 255.0
         recon = enc.decode_tokens(enc.encode_frames(x))
         weight = 1.0 + 20.0 * (x - background).abs().amax(dim=1, keepdim=True)
         loss = (weight * (recon - x) ** 2).mean()
@@ -62,7 +65,7 @@ def pretrain_conv_ae(
         opt.step()
         sched.step()
         bar.set_postfix(loss=f"{loss.item():.4f}", mse=f"{F.mse_loss(recon, x).item():.5f}")
-    return enc.eval()
+    return enc.cpu().eval()
 
 
 def pretrain_main(argv: list[str]) -> int:
@@ -78,13 +81,20 @@ def pretrain_main(argv: list[str]) -> int:
     p.add_argument("--embed-dim", type=int, default=64)
     p.add_argument("--img-size", type=int, default=None, help="resize frames (default: dataset size)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--device", default="auto", help="torch device (default: auto = the GPU when there is one)"
+    )
     args = p.parse_args(argv)
+    try:
+        device = resolve_device(args.device)
+    except ValueError as err:
+        p.error(str(err))
     store = EpisodeStore.open(args.data)
     t0 = time.perf_counter()
-    enc = pretrain_conv_ae(store, steps=args.steps, batch_size=args.batch_size, lr=args.lr,
-                           embed_dim=args.embed_dim, img_size=args.img_size, seed=args.seed)  # fmt: skip
+    enc = pretrain_conv_ae(store, steps=args.steps, batch_size=args.batch_size, lr=args.lr, embed_dim=args.embed_dim,
+                           img_size=args.img_size, seed=args.seed, device=device)  # fmt: skip
     enc.save_pretrained(args.out)
-    print(f"saved {enc.name} to {args.out} ({time.perf_counter() - t0:.0f} s)")
+    print(f"saved {enc.name} to {args.out} ({time.perf_counter() - t0:.0f} s on {device})")
     return 0
 
 
@@ -100,7 +110,14 @@ def cache_main(argv: list[str]) -> int:
     p.add_argument("--weights", default="hf-cache", help="dinov2: weights file, 'hf-cache' or 'random'")
     p.add_argument("--model-name", default="vit_small_patch14_dinov2")
     p.add_argument("--img-size", type=int, default=None)
+    p.add_argument(
+        "--device", default="auto", help="torch device (default: auto = the GPU when there is one)"
+    )
     args = p.parse_args(argv)
+    try:
+        device = resolve_device(args.device)
+    except ValueError as err:
+        p.error(str(err))
     store = EpisodeStore.open(args.data)
     if args.encoder == "conv_ae":
         if args.path is None:
@@ -110,6 +127,6 @@ def cache_main(argv: list[str]) -> int:
     else:
         img_size = args.img_size or 224
         enc = build_encoder("dinov2", model_name=args.model_name, weights=args.weights, img_size=img_size)
-    key = build_feature_cache(store, enc, img_size)
+    key = build_feature_cache(store, enc.to(device), img_size)
     print(json.dumps({"feature_key": key, "episodes": len(store)}))
     return 0

@@ -132,7 +132,12 @@ class LatentWorldModelModule(L.LightningModule):
         if h.use_feature_cache:
             from worldmodels.encoders.cache import build_feature_cache
 
-            key = build_feature_cache(store, encoder, h.encoder_img_size)
+            # on this process's accelerator (the frozen encoder is the expensive part), then back to the
+            # CPU: Lightning moves the whole module once setup is done
+            key = build_feature_cache(
+                store, encoder.to(self.trainer.strategy.root_device), h.encoder_img_size
+            )
+            encoder.cpu()
             dm.feature_key, dm.keys = key, tuple(k for k in dm.keys if k != "pixels")
         else:
             dm.img_size = h.encoder_img_size
