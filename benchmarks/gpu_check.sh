@@ -2,7 +2,7 @@
 # GPU checks of the main job, for a machine with one CUDA device (CI has none, so CI never runs this):
 #   1. tests/planners/test_devices.py: every device test, the CUDA half included (planners, model, feature
 #      cache, encoder tools, Lightning fit on the GPU then `planners eval --device cuda`);
-#   2. benchmarks/planning_bench.py --device cuda at DINO-WM's full shapes (speed, naive ratio, GPU memory
+#   2. benchmarks/planning_bench.py --device cuda at DINO-WM's full shapes, bf16 autocast and float32 (speed, naive ratio, GPU memory
 #      per MPC re-plan);
 #   3. the demo's data -> encoder -> fit -> plan on the GPU (success rate and stage times).
 # Usage: bash benchmarks/gpu_check.sh [OUT_DIR]      (default runs/gpu_check; ~5 min on one H100/H200)
@@ -19,7 +19,7 @@ timeout 240 "$py" -m pytest tests/planners/test_devices.py -q -rs -p no:cachepro
 [ "${PIPESTATUS[0]}" = 0 ] || status=1
 echo "device tests: $((SECONDS - t0)) s" | tee -a "$out/times.txt"
 t0=$SECONDS
-timeout 240 "$py" benchmarks/planning_bench.py --device cuda --samples 300 --chunk-size 300 --iters 3 \
+timeout 240 "$py" benchmarks/planning_bench.py --device cuda --samples 300 --chunk-size 300 --iters 3 --amp bf16,none \
     --out "$out/planning_bench_gpu.json" 2>&1 | tee "$out/planning_bench_gpu.log"
 [ "${PIPESTATUS[0]}" = 0 ] || status=1
 echo "planning bench: $((SECONDS - t0)) s" | tee -a "$out/times.txt"

@@ -16,16 +16,19 @@ iteration. Work per iteration is linear in the samples, so on a slow CPU ``--sam
 the time per sample scaled to 300 (the table shows both; ``--naive-samples`` separately, the naive path is
 much slower). Peak RSS is read after each of ``--replans`` MPC re-plans (10 by default): it must stay flat.
 With ``--device cuda`` the model, the planner and its generator run on the GPU (timings synchronise the
-device) and the peak GPU memory allocated during each re-plan is reported beside the RSS.
+device) and the peak GPU memory allocated during each re-plan is reported beside the RSS. ``--amp
+none,bf16`` times our path in float32 and under bf16 autocast side by side (rows per precision; the
+naive comparison and the re-plan memory check use the first).
 
     python benchmarks/planning_bench.py                       # full shapes, 300 samples (GPU-sized work)
     python benchmarks/planning_bench.py --samples 20 --naive-samples 4 --chunk-size 10   # a 2-core CPU
-    python benchmarks/planning_bench.py --device cuda --chunk-size 300 --out /tmp/planning_bench_gpu.json
+    python benchmarks/planning_bench.py --device cuda --chunk-size 300 --amp none,bf16 --out /tmp/planning_bench_gpu.json
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -39,7 +42,7 @@ import psutil
 import torch
 
 from planners import build_planner
-from planners.objectives import GoalDistance, make_cost_fn
+from planners.objectives import AMP_DTYPES, GoalDistance, float32_state, make_cost_fn
 from worldmodels.devices import resolve_device
 
 RESULTS = Path(__file__).resolve().parent / "results" / "planning_bench.json"
@@ -71,18 +74,20 @@ def build_model(img_size: int, hist: int, horizon: int, frameskip: int, proprio_
     return model.eval()
 
 
-def naive_cost_fn(model, obs, objective, chunk_size: int):
+def naive_cost_fn(model, obs, objective, chunk_size: int, amp: str | None = None):
     """DINO-WM's way: re-encode the start observation for every candidate, recompute the whole history at
-    every imagined step."""
+    every imagined step (under ``torch.autocast`` with ``amp``, like ours)."""
 
     def cost_fn(actions: torch.Tensor) -> torch.Tensor:
         out = []
+        ctx = torch.autocast(actions.device.type, dtype=AMP_DTYPES[amp]) if amp else contextlib.nullcontext()
         with torch.inference_mode():
             for a in actions.split(chunk_size):
                 b = a.shape[0]
                 per_sample = {k: v.expand(b, *v.shape[1:]) for k, v in obs.items()}
-                state = model.encode(per_sample)
-                out.append(objective(model.rollout_naive(state, a), a))
+                with ctx:
+                    pred = model.rollout_naive(model.encode(per_sample), a)
+                out.append(objective(float32_state(pred), a))
         return torch.cat(out).clone()
 
     return cost_fn
@@ -137,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     p.add_argument("--small", action="store_true", help="tiny model and 64 px (smoke test of this script)")
     p.add_argument("--device", default="cpu", help="torch device: cpu (default), cuda, auto")
+    p.add_argument("--amp", default="none", help="comma list of none, bf16, fp16: rollout precisions to time")
     p.add_argument("--out", default=str(RESULTS), help=f"JSON output (default: {RESULTS})")
     args = p.parse_args(argv)
     if args.threads:
@@ -147,6 +153,11 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:
         p.error(str(err))
     cuda = device.type == "cuda"
+    amps = [a.strip() for a in args.amp.split(",") if a.strip()]
+    bad = [a for a in amps if a not in ("none", "bf16", "fp16")]
+    if bad or not amps:
+        p.error(f"--amp {args.amp!r}: allowed values are none, bf16, fp16 (comma-separated)")
+    first_amp = None if amps[0] == "none" else amps[0]
     img = 64 if args.small else args.img_size
     model = build_model(img, args.hist, args.horizon, args.frameskip, 4, args.small).to(device)
     n_params = sum(p.numel() for p in model.predictor.parameters())
@@ -173,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict] = []
     rss_start = psutil.Process().memory_info().rss / 2**30
 
-    def ours_step(planner, differentiable: bool) -> tuple[float, float]:
+    def ours_step(planner, differentiable: bool, amp: str | None = first_amp) -> tuple[float, float]:
         """One MPC step (encode + plan): seconds and peak RSS (GiB) during it."""
         sync()
         t0 = time.perf_counter()
@@ -181,34 +192,39 @@ def main(argv: list[str] | None = None) -> int:
             with torch.no_grad():
                 state = model.encode(obs)
             cost_fn = make_cost_fn(
-                model, state, objective, chunk_size=args.chunk_size, differentiable=differentiable
+                model, state, objective, chunk_size=args.chunk_size, differentiable=differentiable, amp=amp
             )
             planner.plan(cost_fn, generator=new_gen(), **kw)
             sync()
         return time.perf_counter() - t0, sampler.peak
 
-    for name in args.planners.split(","):
-        if name == "gd":
-            planner = build_planner("gd", steps=args.iters, restarts=args.gd_restarts)
-            samples = args.gd_restarts
-        else:
-            extra = {"topk": topk} if name in ("cem", "icem") else {}
-            planner = build_planner(name, samples=args.samples, iterations=args.iters, **extra)
-            samples = args.samples
-        if cuda:  # one untimed step first: CUDA kernels are loaded on first use
-            ours_step(planner, planner.differentiable)
-        sec, peak_step = ours_step(planner, planner.differentiable)
-        rows.append({"planner": name, "path": "ours", "samples": samples, "iters": args.iters,
-                     "s_per_iter": sec / args.iters, "s_per_iter_per_sample": sec / args.iters / samples,
-                     "peak_rss_gib": round(peak_step, 3)})  # fmt: skip
-        print(f"{name:5s} ours : {sec / args.iters:8.2f} s / iteration ({samples} samples)", flush=True)
+    for amp_name in amps:
+        amp = None if amp_name == "none" else amp_name
+        for name in args.planners.split(","):
+            if name == "gd":
+                planner = build_planner("gd", steps=args.iters, restarts=args.gd_restarts)
+                samples = args.gd_restarts
+            else:
+                extra = {"topk": topk} if name in ("cem", "icem") else {}
+                planner = build_planner(name, samples=args.samples, iterations=args.iters, **extra)
+                samples = args.samples
+            if cuda:  # one untimed step first: CUDA kernels are loaded on first use
+                ours_step(planner, planner.differentiable, amp)
+            sec, peak_step = ours_step(planner, planner.differentiable, amp)
+            rows.append({"planner": name, "path": "ours", "amp": amp_name, "samples": samples, "iters": args.iters,
+                         "s_per_iter": sec / args.iters, "s_per_iter_per_sample": sec / args.iters / samples,
+                         "peak_rss_gib": round(peak_step, 3)})  # fmt: skip
+            print(
+                f"{name:5s} ours {amp_name:4s}: {sec / args.iters:8.3f} s / iteration ({samples} samples)",
+                flush=True,
+            )
 
     # the naive path, CEM, same iteration
     n_naive = args.naive_samples or args.samples
     naive = build_planner("cem", samples=n_naive, topk=max(1, min(topk, n_naive)), iterations=args.iters)
     ours = build_planner("cem", samples=n_naive, topk=max(1, min(topk, n_naive)), iterations=args.iters)
     t_ours, _ = ours_step(ours, False)
-    cost_fn = naive_cost_fn(model, obs, objective, args.chunk_size)
+    cost_fn = naive_cost_fn(model, obs, objective, args.chunk_size, first_amp)
     if cuda:
         naive.plan(cost_fn, generator=new_gen(), **kw)
     sync()
@@ -229,8 +245,8 @@ def main(argv: list[str] | None = None) -> int:
             torch.cuda.reset_peak_memory_stats(device)
         with RSSPeak() as sampler, torch.no_grad():
             state = model.encode(obs)
-            res = cem.plan(make_cost_fn(model, state, objective, chunk_size=args.chunk_size), init=init,
-                           generator=new_gen(), **kw)  # fmt: skip
+            cost_fn = make_cost_fn(model, state, objective, chunk_size=args.chunk_size, amp=first_amp)
+            res = cem.plan(cost_fn, init=init, generator=new_gen(), **kw)
             sync()
         rss_peaks.append(round(sampler.peak, 3))
         if cuda:
@@ -254,6 +270,7 @@ def main(argv: list[str] | None = None) -> int:
             "samples": args.samples,
             "naive_samples": n_naive,
             "small": args.small,
+            "amp_of_naive_and_memory_rows": amps[0],
         },
         "rows": rows,
         "naive_vs_ours_cem": {
@@ -288,15 +305,22 @@ def main(argv: list[str] | None = None) -> int:
             "gpu": torch.cuda.get_device_name(device) if cuda else None,
         },
     }
-    print("\n| planner | path | samples | s / iteration | s / iteration scaled to 300 samples |")
-    print("|---|---|---|---|---|")
+    print("\n| planner | path | precision | samples | s / iteration | s / iteration scaled to 300 samples |")
+    print("|---|---|---|---|---|---|")
     for r in rows:
         scaled = r["s_per_iter_per_sample"] * (300 if r["planner"] != "gd" else r["samples"])
-        print(f"| {r['planner']} | ours | {r['samples']} | {r['s_per_iter']:.2f} | {scaled:.1f} |")
+        prec = "float32" if r["amp"] == "none" else f"{r['amp']} autocast"
+        print(f"| {r['planner']} | ours | {prec} | {r['samples']} | {r['s_per_iter']:.3f} | {scaled:.2f} |")
     s = summary["naive_vs_ours_cem"]
+    prec = "float32" if amps[0] == "none" else f"{amps[0]} autocast"
     print(
-        f"| cem | naive | {n_naive} | {t_naive / args.iters:.2f} | {t_naive / args.iters / n_naive * 300:.1f} |"
+        f"| cem | naive | {prec} | {n_naive} | {t_naive / args.iters:.3f} | {t_naive / args.iters / n_naive * 300:.2f} |"
     )
+    if len(amps) > 1:
+        by = {(r["planner"], r["amp"]): r["s_per_iter"] for r in rows}
+        for a in amps[1:]:
+            ratios = ", ".join(f"{n} x{by[(n, amps[0])] / by[(n, a)]:.1f}" for n, _ in by if _ == a)
+            print(f"\n{amps[0]} / {a} time per iteration (ours): {ratios}")
     print(f"\nnaive / ours (CEM, {n_naive} samples): x{s['speedup']:.1f}")
     if summary["mpc_step_s_at_dinowm"]:
         m = summary["mpc_step_s_at_dinowm"]

@@ -71,6 +71,8 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--videos", type=int, default=None, help="pairs that get a video (default: all)")
     e.add_argument("--device", default="cpu",
                    help="torch device for the model: cpu (default: small models plan fastest there), cuda, auto")  # fmt: skip
+    e.add_argument("--amp", choices=("bf16", "fp16"), default=None,
+                   help="roll the model out under torch.autocast of this dtype (GPU tensor cores; default: float32)")  # fmt: skip
     e.add_argument(
         "--threads", type=int, default=None, help="torch CPU threads (1 is much faster on a busy machine)"
     )
@@ -124,7 +126,7 @@ def eval_main(args: argparse.Namespace) -> int:
             model, args.env, args.planner, pairs=args.pairs, seed=args.seed, mpc=args.mpc, out=args.out,
             horizon=args.horizon, execute=args.execute, planner_kwargs=planner_kwargs(args.planner, args),
             chunk_size=args.chunk_size, alpha=args.alpha, objective_mode=args.objective, budget=args.budget,
-            videos=args.videos, progress=not args.no_progress, workers=args.workers,
+            videos=args.videos, progress=not args.no_progress, workers=args.workers, amp=args.amp,
         )  # fmt: skip
     except (ValueError, FileNotFoundError) as err:
         print(f"planners eval: {err}", file=sys.stderr)

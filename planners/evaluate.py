@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 from planners import PLANNERS, build_planner
 from planners.base import Planner
 from planners.mpc import MPC, MPCResult
-from planners.objectives import GoalDistance, make_cost_fn
+from planners.objectives import AMP_DTYPES, GoalDistance, make_cost_fn
 from worldmodels.api import WorldModel
 
 
@@ -169,7 +169,8 @@ class _Episode:
     """One pair's episode: the callbacks :class:`MPC` drives, plus what the video needs."""
 
     def __init__(self, model: Any, env: gym.Env, goal: np.ndarray, objective: GoalDistance, *,
-                 chunk_size: int | None, differentiable: bool, device: torch.device, video: bool):  # fmt: skip
+                 chunk_size: int | None, differentiable: bool, device: torch.device, video: bool,
+                 amp: str | None = None):  # fmt: skip
         self.model, self.env, self.goal, self.objective = model, env, goal, objective
         self.chunk_size, self.differentiable, self.device, self.video = (
             chunk_size,
@@ -177,6 +178,7 @@ class _Episode:
             device,
             video,
         )
+        self.amp = amp
         self.frameskip = int(getattr(model, "frameskip", 1))
         self.num_hist = max(1, int(getattr(model, "num_hist", 1)))
         self.takes_past = "past_actions" in inspect.signature(model.encode).parameters
@@ -206,7 +208,7 @@ class _Episode:
 
     def make_cost_fn(self, state: Any):
         return make_cost_fn(self.model, state, self.objective, chunk_size=self.chunk_size,
-                            differentiable=self.differentiable)  # fmt: skip
+                            differentiable=self.differentiable, amp=self.amp)  # fmt: skip
 
     def _imagine(self, actions: Tensor) -> list[np.ndarray] | None:
         decode = getattr(self.model, "decode", None)
@@ -293,6 +295,7 @@ class _PairJob:
     chunk_size: int | None
     out_dir: Path | None
     videos: int | None
+    amp: str | None = None
 
     def make_env(self) -> gym.Env:
         import worldmodels.envs  # noqa: F401  (registers the environments)
@@ -313,7 +316,7 @@ class _PairJob:
         )
         episode = _Episode(
             model, env, goal, objective, chunk_size=self.chunk_size, differentiable=self.planner.differentiable,
-            device=device, video=with_video,
+            device=device, video=with_video, amp=self.amp,
         )  # fmt: skip
         obs, _ = env.reset(seed=self.seed + i, options={"state": start, "goal_state": goal})
         episode.start(obs)
@@ -372,6 +375,7 @@ def evaluate(
     progress: bool = True,
     workers: int = 1,
     env_kwargs: dict[str, Any] | None = None,
+    amp: str | None = None,
 ) -> EvalResult:
     """Run DINO-WM's goal-reaching evaluation (see the module docstring).
 
@@ -400,6 +404,8 @@ def evaluate(
             to each once). Results do not depend on ``workers``: pair ``i`` always uses seed ``seed + i``.
         env_kwargs: extra ``gym.make`` arguments of the env (a protocol variant, e.g. ``{"max_step": 5.0}``
             for ``worldmodels/Wall-v0``); recorded in the results' config.
+        amp: ``"bf16"`` / ``"fp16"``: model rollouts under ``torch.autocast`` (see
+            :func:`planners.objectives.make_cost_fn`); recorded in the results' config.
 
     With ``out``, each finished pair is saved to ``out/pairs/pair_XXX.json`` (atomically); a re-run with the
     same config skips the pairs already done, so an interrupted evaluation loses nothing finished.
@@ -444,6 +450,10 @@ def evaluate(
     }  # fmt: skip
     if variant:
         config["env_kwargs"] = variant
+    if amp is not None:
+        if amp not in AMP_DTYPES:
+            raise ValueError(f"amp={amp!r}; allowed values: {sorted(AMP_DTYPES)} or None")
+        config["amp"] = amp
     out_dir = Path(out) if out is not None else None
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -452,7 +462,7 @@ def evaluate(
     job = _PairJob(
         model=model, env_id=env_id, env_kwargs=env_kwargs, planner=planner, controller=controller, seed=seed,
         alpha=alpha, objective_mode=objective_mode, discount=discount, chunk_size=chunk_size, out_dir=out_dir,
-        videos=videos,
+        videos=videos, amp=amp,
     )  # fmt: skip
     done: dict[int, PairResult] = {}
     resume_key: Any = None

@@ -10,6 +10,7 @@ the ``cost_fn(actions) -> (B,)`` that planners minimise.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -17,6 +18,20 @@ import torch
 from torch import Tensor
 
 from worldmodels.api import CostFn, Objective, WorldModel
+
+#: ``make_cost_fn(amp=...)`` names
+AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def float32_state(pred: Any) -> Any:
+    """A predicted state with its floating tensor fields cast to float32 (dataclasses and plain tensors)."""
+    if isinstance(pred, Tensor):
+        return pred.float() if pred.is_floating_point() else pred
+    if dataclasses.is_dataclass(pred):
+        return dataclasses.replace(
+            pred, **{f.name: float32_state(getattr(pred, f.name)) for f in dataclasses.fields(pred)}
+        )
+    return pred
 
 
 class GoalDistance:
@@ -103,6 +118,7 @@ def make_cost_fn(
     *,
     chunk_size: int | None = None,
     differentiable: bool = False,
+    amp: str | None = None,
 ) -> CostFn:
     """Bind a model, its encoded state and an objective into a planner's cost function.
 
@@ -118,9 +134,22 @@ def make_cost_fn(
         chunk_size: candidates per model call (``None``: all at once).
         differentiable: keep the autograd graph (gradient planners); otherwise the rollouts run under
             ``torch.inference_mode()``.
+        amp: ``"bf16"`` or ``"fp16"``: roll out under ``torch.autocast`` of that dtype on the actions'
+            device (tensor cores on a GPU; the KV cache is half the size); the objective is computed in
+            float32 and the costs are float32. ``None``: the model's own precision.
     """
     if chunk_size is not None and chunk_size < 1:
         raise ValueError(f"chunk_size={chunk_size} must be >= 1 or None")
+    if amp is not None and amp not in AMP_DTYPES:
+        raise ValueError(f"amp={amp!r}; allowed values: {sorted(AMP_DTYPES)} or None")
+    amp_dtype = AMP_DTYPES.get(amp) if amp else None
+
+    def rollout(a: Tensor) -> Any:
+        if amp_dtype is None:
+            return model.rollout(state, a)
+        with torch.autocast(a.device.type, dtype=amp_dtype):
+            pred = model.rollout(state, a)
+        return float32_state(pred)
 
     def cost_fn(actions: Tensor) -> Tensor:
         if actions.ndim != 3:
@@ -128,7 +157,7 @@ def make_cost_fn(
         size = chunk_size or actions.shape[0]
         ctx = contextlib.nullcontext() if differentiable else torch.inference_mode()
         with ctx:
-            costs = torch.cat([objective(model.rollout(state, a), a) for a in actions.split(size)])
+            costs = torch.cat([objective(rollout(a), a) for a in actions.split(size)])
         return costs if differentiable else costs.clone()
 
     return cost_fn

@@ -296,4 +296,5 @@ class LatentWorldModel(nn.Module):
                 f"{d / 'model.safetensors'}: weights do not match the architecture in config.json "
                 f"(missing {missing[:3]}, unexpected {unexpected[:3]})"
             )
-        return model.eval()
+        # load_state_dict copies into the CPU-built modules: move them to where the weights were asked for
+        return model.to(map_location).eval()
