@@ -42,10 +42,9 @@ class Attention(nn.Module):
         mask: torch.Tensor | None,
         past: tuple[torch.Tensor, torch.Tensor] | None = None,
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-        """``x (B, L, dim)``; ``past`` keys/values ``(B, heads, L_past, head_dim)`` are prepended.
-        Returns the output and the keys/values of ``x`` (for the cache)."""
+        """``x (B, L, dim)``; ``past`` keys/values ``(B or 1, heads, L_past, head_dim)`` are prepended.
+        Returns the output and the keys/values attended to (``past`` + those of ``x``: the grown cache)."""
         q, k, v = rearrange(self.qkv(x), "b l (three h d) -> three b h l d", three=3, h=self.heads)
-        new_kv = (k, v)
         if past is not None:
             k, v = (
                 torch.cat([past[0].expand(k.shape[0], -1, -1, -1), k], 2),
@@ -53,7 +52,7 @@ class Attention(nn.Module):
             )
         p = self.dropout if self.training else 0.0
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
-        return self.proj(rearrange(out, "b h l d -> b l (h d)")), new_kv
+        return self.proj(rearrange(out, "b h l d -> b l (h d)")), (k, v)
 
 
 class Block(nn.Module):
@@ -211,15 +210,12 @@ class LatentPredictor(nn.Module):
         t0 = 0 if cache is None else cache.num_frames
         t = visual.shape[1]
         x = self._tokens(visual, proprio, action, t0)
-        # new tokens see every cached token and the block-causal pattern among themselves
-        mask = block_causal_mask(t0 + t, self.N, x.device)[t0 * self.N :]
+        # new tokens see every cached token and the block-causal pattern among themselves; one new frame
+        # sees everything, so no mask at all (SDPA can then take its fused flash / memory-efficient kernels)
+        mask = None if t == 1 else block_causal_mask(t0 + t, self.N, x.device)[t0 * self.N :]
         layers = []
         for i, blk in enumerate(self.blocks):
-            past = None if cache is None else cache.layers[i]
-            x, (k, v) = blk(x, mask, past)
-            if past is not None:
-                k = torch.cat([past[0].expand(k.shape[0], -1, -1, -1), k], 2)
-                v = torch.cat([past[1].expand(v.shape[0], -1, -1, -1), v], 2)
-            layers.append((k, v))
+            x, kv = blk(x, mask, None if cache is None else cache.layers[i])
+            layers.append(kv)
         vis, prop = self._heads(x, visual, proprio)
         return vis, prop, KVCache(layers, t0 + t)
