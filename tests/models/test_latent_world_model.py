@@ -79,6 +79,26 @@ def test_kv_cached_rollout_equals_full_recomputation(history, residual):
     torch.testing.assert_close(fast.proprio, slow.proprio, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("batch_state", [False, True])
+def test_preallocated_cache_rollout_and_its_gradient_equal_full_recomputation(batch_state):
+    """The KV cache is grown in place (a buffer with room for the whole rollout, also when the state already
+    has the candidates' batch); with autograd recording it concatenates, and gradients match the naive path."""
+    model = tiny_model(residual=True)
+    for head in (model.predictor.visual_head, model.predictor.proprio_head):
+        torch.nn.init.normal_(head.weight, std=0.1)
+    b = 4 if batch_state else 1
+    px = torch.randint(0, 256, (b, 2, 3, 32, 32), dtype=torch.uint8)
+    state = model.encode({"pixels": px, "proprio": torch.randn(b, 2, 2)}, past_actions=torch.randn(b, 1, 4))
+    actions = torch.randn(4, 2, 4)  # 2 history + 2 imagined frames fit max_frames=4: no sliding
+    with torch.no_grad():
+        fast, slow = model.rollout(state, actions), model.rollout_naive(state, actions)
+    torch.testing.assert_close(fast.visual, slow.visual, atol=1e-5, rtol=1e-5)
+    a1, a2 = actions.clone().requires_grad_(True), actions.clone().requires_grad_(True)
+    model.rollout(state, a1).visual.square().sum().backward()
+    model.rollout_naive(state, a2).visual.square().sum().backward()
+    torch.testing.assert_close(a1.grad, a2.grad, atol=1e-4, rtol=1e-4)
+
+
 def test_broadcast_state_matches_repeated_state():
     model = tiny_model()
     state = model.encode({"pixels": torch.randint(0, 256, (1, 1, 3, 32, 32), dtype=torch.uint8),

@@ -27,6 +27,37 @@ def block_causal_mask(num_frames: int, num_patches: int, device: torch.device | 
     return frame[None, :] <= frame[:, None]
 
 
+def _append_kv(past: torch.Tensor, used: int, new: torch.Tensor, capacity: int) -> torch.Tensor:
+    """Keys (or values) ``past[:, :, :used]`` followed by ``new (B, heads, L, head_dim)``.
+
+    Written in place when ``past`` already is a buffer of batch ``B`` with room; otherwise a new buffer of
+    ``max(capacity, used + L)`` tokens is allocated once (a batch-1 history is broadcast into it), so a
+    rollout copies each frame's keys once instead of re-concatenating the growing context every step.
+    With autograd recording (gradient planners) it concatenates instead: an in-place write would clobber
+    tensors saved for the backward pass.
+    """
+    b, n = new.shape[0], used + new.shape[2]
+    if torch.is_grad_enabled() and (new.requires_grad or past.requires_grad):
+        return torch.cat([past[:, :, :used].expand(b, -1, -1, -1), new], 2)
+    if past.shape[0] == b and past.shape[2] >= n:
+        past[:, :, used:n] = new
+        return past
+    buf = new.new_empty(b, new.shape[1], max(capacity, n), new.shape[3])
+    buf[:, :, :used] = past[:, :, :used]
+    buf[:, :, used:n] = new
+    return buf
+
+
+def _new_kv(new: torch.Tensor, capacity: int) -> torch.Tensor:
+    """``new`` keys/values in a buffer with room for ``capacity`` tokens (``new`` itself if no room is asked
+    for, or while autograd records)."""
+    if capacity <= new.shape[2] or (torch.is_grad_enabled() and new.requires_grad):
+        return new
+    buf = new.new_empty(new.shape[0], new.shape[1], capacity, new.shape[3])
+    buf[:, :, : new.shape[2]] = new
+    return buf
+
+
 class Attention(nn.Module):
     """Multi-head attention with ``heads x head_dim`` independent of the token width."""
 
@@ -41,18 +72,24 @@ class Attention(nn.Module):
         x: torch.Tensor,
         mask: torch.Tensor | None,
         past: tuple[torch.Tensor, torch.Tensor] | None = None,
+        past_len: int = 0,
+        capacity: int = 0,
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-        """``x (B, L, dim)``; ``past`` keys/values ``(B or 1, heads, L_past, head_dim)`` are prepended.
-        Returns the output and the keys/values attended to (``past`` + those of ``x``: the grown cache)."""
+        """``x (B, L, dim)``; the first ``past_len`` tokens of ``past`` keys/values ``(B or 1, heads, >=
+        past_len, head_dim)`` are prepended. Returns the output and the keys/values attended to (``past`` +
+        those of ``x``: the grown cache, in a buffer with room for ``capacity`` tokens when asked)."""
         q, k, v = rearrange(self.qkv(x), "b l (three h d) -> three b h l d", three=3, h=self.heads)
-        if past is not None:
-            k, v = (
-                torch.cat([past[0].expand(k.shape[0], -1, -1, -1), k], 2),
-                torch.cat([past[1].expand(v.shape[0], -1, -1, -1), v], 2),
+        if past is None:
+            k_buf, v_buf = _new_kv(k, capacity), _new_kv(v, capacity)
+        else:
+            k_buf, v_buf = (
+                _append_kv(past[0], past_len, k, capacity),
+                _append_kv(past[1], past_len, v, capacity),
             )
+        n = past_len + x.shape[1]
         p = self.dropout if self.training else 0.0
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
-        return self.proj(rearrange(out, "b h l d -> b l (h d)")), (k, v)
+        out = F.scaled_dot_product_attention(q, k_buf[:, :, :n], v_buf[:, :, :n], attn_mask=mask, dropout_p=p)
+        return self.proj(rearrange(out, "b h l d -> b l (h d)")), (k_buf, v_buf)
 
 
 class Block(nn.Module):
@@ -70,15 +107,16 @@ class Block(nn.Module):
             nn.Dropout(dropout),
         )
 
-    def forward(self, x, mask, past=None):
-        a, kv = self.attn(self.norm1(x), mask, past)
+    def forward(self, x, mask, past=None, past_len: int = 0, capacity: int = 0):
+        a, kv = self.attn(self.norm1(x), mask, past, past_len, capacity)
         x = x + a
         return x + self.mlp(self.norm2(x)), kv
 
 
 @dataclass
 class KVCache:
-    """Per-layer keys/values of the frames seen so far: each ``(B or 1, heads, frames * N, head_dim)``."""
+    """Per-layer keys/values of the frames seen so far: each ``(B or 1, heads, >= frames * N, head_dim)``,
+    valid up to ``num_frames * N`` tokens (the rest is room that later frames are written into)."""
 
     layers: list[tuple[torch.Tensor, torch.Tensor]]
     num_frames: int
@@ -197,12 +235,16 @@ class LatentPredictor(nn.Module):
         proprio: torch.Tensor | None,
         action: torch.Tensor,
         cache: KVCache | None,
+        capacity: int = 0,
     ) -> tuple[torch.Tensor, torch.Tensor | None, KVCache]:
         """Append frames to a cached context and predict the frame after each.
 
         Args:
             visual / proprio / action: the new frames, ``(B, T_new, ...)``.
-            cache: the context so far (its batch may be 1 and is broadcast), or None to start one.
+            cache: the context so far (its batch may be 1 and is broadcast), or None to start one. Its
+                buffers may be written in place (a cache is grown along one rollout, not shared).
+            capacity: frames the grown cache's buffers should have room for (a rollout's final context
+                length), so later steps write into them instead of copying the context.
 
         Returns:
             visual ``(B, T_new, N, D)`` and proprio ``(B, T_new, P)`` predictions, and the grown cache.
@@ -215,7 +257,7 @@ class LatentPredictor(nn.Module):
         mask = None if t == 1 else block_causal_mask(t0 + t, self.N, x.device)[t0 * self.N :]
         layers = []
         for i, blk in enumerate(self.blocks):
-            x, kv = blk(x, mask, None if cache is None else cache.layers[i])
+            x, kv = blk(x, mask, None if cache is None else cache.layers[i], t0 * self.N, capacity * self.N)
             layers.append(kv)
         vis, prop = self._heads(x, visual, proprio)
         return vis, prop, KVCache(layers, t0 + t)

@@ -175,9 +175,14 @@ class LatentWorldModel(nn.Module):
         if past is None:
             past = actions.new_zeros(state.batch_size, t_hist - 1, self.action_dim)
         cache: KVCache | None = None
+        room = min(max_frames, t_hist + horizon - 1)  # frames in the context at the last imagined step
         if t_hist > 1:  # history except its last frame: independent of the candidates, at the state's batch
             _, _, cache = self.predictor.step(
-                state.visual[:, :-1], None if state.proprio is None else state.proprio[:, :-1], past, None
+                state.visual[:, :-1],
+                None if state.proprio is None else state.proprio[:, :-1],
+                past,
+                None,
+                capacity=room if state.batch_size == b else 0,
             )
         # the whole sequence so far (for sliding when the context outgrows max_frames)
         seq_v = list(state.visual.unbind(1))
@@ -198,8 +203,8 @@ class LatentWorldModel(nn.Module):
                     else torch.stack([x.expand(b, -1) for x in seq_p[-keep - 1 : -1]], 1)
                 )
                 a_ctx = torch.stack([x.expand(b, -1) for x in seq_a[-keep:]], 1)
-                _, _, cache = self.predictor.step(v_ctx, p_ctx, a_ctx, None)
-            pv, pp, cache = self.predictor.step(vis, prop, act, cache)
+                _, _, cache = self.predictor.step(v_ctx, p_ctx, a_ctx, None, capacity=max_frames)
+            pv, pp, cache = self.predictor.step(vis, prop, act, cache, capacity=room)
             out_v.append(pv[:, 0])
             seq_a.append(act[:, 0])
             seq_v.append(pv[:, 0])
