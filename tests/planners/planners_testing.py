@@ -49,3 +49,19 @@ def point_state(
     """A batch-1, one-frame :class:`PointState` at position ``x``."""
     t = torch.tensor(x, dtype=dtype, device=device)[None, None]
     return PointState(t[:, :, None], t)
+
+
+def tiny_wall_latent_model(seed: int = 0):
+    """A random Wall-shaped ``LatentWorldModel`` (64 px, 3 history frames, frameskip 5, eval mode), small
+    enough for CI: the harness and device tests' real model."""
+    from worldmodels.encoders.conv_ae import ConvAEEncoder
+    from worldmodels.models.latent_world_model import LatentWorldModel
+
+    torch.manual_seed(seed)
+    enc = ConvAEEncoder(embed_dim=8, width=8, num_down=3)
+    predictor = {"num_patches": 64, "visual_dim": 8, "proprio_dim": 2, "action_dim": 10, "max_frames": 8,
+                 "width": 32, "depth": 1, "heads": 2, "head_dim": 8, "mlp_dim": 32}  # fmt: skip
+    stats = {"proprio_mean": torch.full((2,), 32.0), "proprio_std": torch.full((2,), 16.0),
+             "action_mean": torch.zeros(10), "action_std": torch.full((10,), 0.5)}  # fmt: skip
+    return LatentWorldModel(enc, {"name": "conv_ae", "config": enc.config}, predictor, stats, frameskip=5,
+                            num_hist=3, img_size=64, env_id="worldmodels/Wall-v0").eval()  # fmt: skip

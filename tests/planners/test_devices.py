@@ -12,7 +12,7 @@ import lightning.pytorch  # noqa: F401  (imported here, so its log handlers bind
 import numpy as np
 import pytest
 import torch
-from planners_testing import PointModel, point_state
+from planners_testing import PointModel, point_state, tiny_wall_latent_model
 
 from planners import PLANNERS, GoalDistance, build_planner, make_cost_fn
 from planners.cli import main as planners_main
@@ -43,18 +43,6 @@ def wall_data(tmp_path_factory):
     collect(ENV, policy="noisy-expert", episodes=4, out=root / "data", progress=False)
     ConvAEEncoder(embed_dim=16, width=8).save_pretrained(root / "enc")
     return root
-
-
-def tiny_latent_model(seed: int = 0) -> LatentWorldModel:
-    """A random Wall-shaped LatentWorldModel (64 px, 3 history frames, frameskip 5), small enough for CI."""
-    torch.manual_seed(seed)
-    enc = ConvAEEncoder(embed_dim=8, width=8, num_down=3)
-    predictor = {"num_patches": 64, "visual_dim": 8, "proprio_dim": 2, "action_dim": 10, "max_frames": 8,
-                 "width": 32, "depth": 1, "heads": 2, "head_dim": 8, "mlp_dim": 32}  # fmt: skip
-    stats = {"proprio_mean": torch.full((2,), 32.0), "proprio_std": torch.full((2,), 16.0),
-             "action_mean": torch.zeros(10), "action_std": torch.full((10,), 0.5)}  # fmt: skip
-    return LatentWorldModel(enc, {"name": "conv_ae", "config": enc.config}, predictor, stats, frameskip=5,
-                            num_hist=3, img_size=64, env_id=ENV).eval()  # fmt: skip
 
 
 def test_resolve_device_auto_and_one_line_errors():
@@ -91,8 +79,8 @@ def test_every_planner_reaches_the_point_goal_on(device, name):
 
 @pytest.mark.parametrize("device", DEVICES)
 def test_latent_model_on_device_matches_the_cpu_and_differentiates(device):
-    cpu = tiny_latent_model()
-    moved = tiny_latent_model().to(device)
+    cpu = tiny_wall_latent_model()
+    moved = tiny_wall_latent_model().to(device)
     gen = torch.Generator().manual_seed(0)
     obs = {"pixels": torch.randint(0, 256, (1, 3, 3, 64, 64), dtype=torch.uint8, generator=gen),
            "proprio": torch.randn(1, 3, 2, generator=gen) * 16 + 32}  # fmt: skip
@@ -122,7 +110,7 @@ def test_latent_model_on_device_matches_the_cpu_and_differentiates(device):
 def test_bf16_autocast_costs_are_float32_and_rank_like_float32(device):
     """``amp="bf16"``: the rollout runs under autocast (bf16 activations), the costs come back float32,
     close to the float32 costs and with the same best candidates."""
-    model = tiny_latent_model(seed=1).to(device)
+    model = tiny_wall_latent_model(seed=1).to(device)
     for head in (model.predictor.visual_head, model.predictor.proprio_head):  # a model that predicts change
         torch.nn.init.normal_(head.weight, std=0.2)
     gen = torch.Generator().manual_seed(0)
@@ -148,7 +136,7 @@ def test_bf16_autocast_costs_are_float32_and_rank_like_float32(device):
 def test_mpc_evaluation_on_device_and_in_spawned_workers(device, tmp_path):
     """The harness takes the model's device for observations, goal features, bounds and the generator;
     a model on the GPU also plans in spawned workers, with the same results as in one process."""
-    model = tiny_latent_model().to(device)
+    model = tiny_wall_latent_model().to(device)
     kw = {"pairs": 2, "seed": 0, "mpc": True, "horizon": 2, "execute": 1, "budget": 10, "chunk_size": 16,
           "planner_kwargs": {"samples": 16, "topk": 4, "iterations": 2}, "videos": 0, "progress": False}  # fmt: skip
     one = evaluate(model, ENV, "cem", out=tmp_path / "one", **kw)

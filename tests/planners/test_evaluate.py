@@ -12,6 +12,7 @@ import imageio.v2 as imageio
 import numpy as np
 import pytest
 import torch
+from planners_testing import tiny_wall_latent_model
 
 import planners.cli
 from planners.cli import main
@@ -70,25 +71,11 @@ def test_evaluate_rejects_bad_arguments():
         evaluate(WallOracleModel(), ENV, "cem", pairs=0)
 
 
-def _tiny_latent_model():
-    from worldmodels.encoders.conv_ae import ConvAEEncoder
-    from worldmodels.models.latent_world_model import LatentWorldModel
-
-    torch.manual_seed(0)
-    enc = ConvAEEncoder(embed_dim=8, width=8, num_down=3)
-    predictor = {"num_patches": 64, "visual_dim": 8, "proprio_dim": 2, "action_dim": 10, "max_frames": 8,
-                 "width": 32, "depth": 1, "heads": 2, "head_dim": 8, "mlp_dim": 32}  # fmt: skip
-    stats = {"proprio_mean": torch.full((2,), 32.0), "proprio_std": torch.full((2,), 16.0),
-             "action_mean": torch.zeros(10), "action_std": torch.full((10,), 0.5)}  # fmt: skip
-    return LatentWorldModel(enc, {"name": "conv_ae", "config": enc.config}, predictor, stats, frameskip=5,
-                            num_hist=3, img_size=64, env_id=ENV)  # fmt: skip
-
-
 @pytest.mark.parametrize("planner", ["cem", "gd"])
 def test_harness_runs_the_real_latent_model_with_history(tmp_path, planner):
     """Integration with LatentWorldModel: pixels in, history with past actions, decoded imagined frames."""
     kwargs = {"cem": {"samples": 16, "topk": 4, "iterations": 2}, "gd": {"steps": 2, "restarts": 2}}[planner]
-    res = evaluate(_tiny_latent_model().eval(), ENV, planner, pairs=1, seed=0, mpc=True, out=tmp_path, horizon=2,
+    res = evaluate(tiny_wall_latent_model(), ENV, planner, pairs=1, seed=0, mpc=True, out=tmp_path, horizon=2,
                    execute=1, planner_kwargs=kwargs, chunk_size=8, budget=10, progress=False)  # fmt: skip
     p = res.pairs[0]
     assert p.plan_calls == 2 or p.success  # 10 env steps / frameskip 5
@@ -98,7 +85,7 @@ def test_harness_runs_the_real_latent_model_with_history(tmp_path, planner):
 
 def test_cli_eval_runs_and_prints_the_success_rate(tmp_path, monkeypatch, capsys):
     model_dir = tmp_path / "model"
-    _tiny_latent_model().save_pretrained(model_dir)
+    tiny_wall_latent_model().save_pretrained(model_dir)
     out = tmp_path / "eval"
     code = main(["eval", "--model", str(model_dir), "--env", ENV, "--planner", "cem", "--mpc", "--pairs", "1",
                  "--samples", "8", "--topk", "2", "--iters", "1", "--horizon", "2", "--budget", "10", "--out", str(out),
@@ -201,7 +188,7 @@ def test_workers_give_the_same_results_and_a_rerun_resumes(tmp_path):
 def test_saved_pairs_are_not_reused_for_other_weights(tmp_path):
     from planners.evaluate import _fingerprint
 
-    a, b = _tiny_latent_model(), _tiny_latent_model()
+    a, b = tiny_wall_latent_model(), tiny_wall_latent_model()
     assert _fingerprint(a) == _fingerprint(b)
     with torch.no_grad():
         next(b.parameters()).add_(1e-3)
