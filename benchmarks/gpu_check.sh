@@ -5,7 +5,7 @@
 #   2. benchmarks/planning_bench.py --device cuda at DINO-WM's full shapes, bf16 autocast and float32 (speed, naive ratio, GPU memory
 #      per MPC re-plan);
 #   3. the demo's data -> encoder -> fit -> plan on the GPU (success rate and stage times).
-# Usage: bash benchmarks/gpu_check.sh [OUT_DIR]      (default runs/gpu_check; ~5 min on one H100/H200)
+# Usage: bash benchmarks/gpu_check.sh [OUT_DIR]      (default runs/gpu_check; ~3 min on one H200)
 #        VIDEOS=0 bash benchmarks/gpu_check.sh ...   (no mp4s: for a machine without imageio-ffmpeg)
 set -uo pipefail
 out=${1:-runs/gpu_check}
