@@ -42,7 +42,7 @@ import psutil
 import torch
 
 from planners import build_planner
-from planners.objectives import AMP_DTYPES, GoalDistance, float32_state, make_cost_fn
+from planners.objectives import GoalDistance, amp_dtype, float32_state, make_cost_fn
 from worldmodels.devices import resolve_device
 
 RESULTS = Path(__file__).resolve().parent / "results" / "planning_bench.json"
@@ -80,7 +80,7 @@ def naive_cost_fn(model, obs, objective, chunk_size: int, amp: str | None = None
 
     def cost_fn(actions: torch.Tensor) -> torch.Tensor:
         out = []
-        ctx = torch.autocast(actions.device.type, dtype=AMP_DTYPES[amp]) if amp else contextlib.nullcontext()
+        ctx = torch.autocast(actions.device.type, dtype=amp_dtype(amp)) if amp else contextlib.nullcontext()
         with torch.inference_mode():
             for a in actions.split(chunk_size):
                 b = a.shape[0]

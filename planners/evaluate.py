@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 from planners import PLANNERS, build_planner
 from planners.base import Planner
 from planners.mpc import MPC, MPCResult
-from planners.objectives import AMP_DTYPES, GoalDistance, make_cost_fn
+from planners.objectives import GoalDistance, amp_dtype, make_cost_fn
 from worldmodels.api import WorldModel
 
 
@@ -450,9 +450,7 @@ def evaluate(
     }  # fmt: skip
     if variant:
         config["env_kwargs"] = variant
-    if amp is not None:
-        if amp not in AMP_DTYPES:
-            raise ValueError(f"amp={amp!r}; allowed values: {sorted(AMP_DTYPES)} or None")
+    if amp_dtype(amp) is not None:  # checks the name before any pair runs
         config["amp"] = amp
     out_dir = Path(out) if out is not None else None
     if out_dir is not None:

@@ -23,6 +23,15 @@ from worldmodels.api import CostFn, Objective, WorldModel
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
+def amp_dtype(amp: str | None) -> torch.dtype | None:
+    """The autocast dtype named by ``amp`` (``None``: no autocast); an unknown name is a ``ValueError``."""
+    if amp is None:
+        return None
+    if amp not in AMP_DTYPES:
+        raise ValueError(f"amp={amp!r}; allowed values: {sorted(AMP_DTYPES)} or None")
+    return AMP_DTYPES[amp]
+
+
 def float32_state(pred: Any) -> Any:
     """A predicted state with its floating tensor fields cast to float32 (dataclasses and plain tensors)."""
     if isinstance(pred, Tensor):
@@ -140,14 +149,12 @@ def make_cost_fn(
     """
     if chunk_size is not None and chunk_size < 1:
         raise ValueError(f"chunk_size={chunk_size} must be >= 1 or None")
-    if amp is not None and amp not in AMP_DTYPES:
-        raise ValueError(f"amp={amp!r}; allowed values: {sorted(AMP_DTYPES)} or None")
-    amp_dtype = AMP_DTYPES.get(amp) if amp else None
+    dtype = amp_dtype(amp)
 
     def rollout(a: Tensor) -> Any:
-        if amp_dtype is None:
+        if dtype is None:
             return model.rollout(state, a)
-        with torch.autocast(a.device.type, dtype=amp_dtype):
+        with torch.autocast(a.device.type, dtype=dtype):
             pred = model.rollout(state, a)
         return float32_state(pred)
 
