@@ -54,6 +54,16 @@ def _parser() -> argparse.ArgumentParser:
         help="cem/icem/mppi: colour the noise along env time, this many env actions per planning action (the "
         "model's frameskip; default 1: along planning steps)",
     )
+    e.add_argument(
+        "--return-best",
+        action="store_true",
+        help="cem: return the cheapest sequence seen in any iteration, not the final mean (DINO-WM)",
+    )
+    e.add_argument(
+        "--refit-unclamped",
+        action="store_true",
+        help="cem: refit the Gaussian to the elites before they are clamped into the action box",
+    )
     e.add_argument("--gd-steps", type=int, default=None, help="gd: optimisation steps (same as --iters)")
     e.add_argument("--gd-lr", type=float, default=None, help="gd: learning rate")
     e.add_argument(
@@ -87,13 +97,22 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def planner_kwargs(name: str, args: argparse.Namespace) -> dict[str, Any]:
-    """Constructor arguments of planner ``name`` from the command line (unset flags: planner defaults)."""
+    """Constructor arguments of planner ``name`` from the command line (unset flags: planner defaults).
+    Raises ``ValueError`` for a CEM-only flag given with another planner."""
+    if name != "cem":
+        flags = {"--return-best": args.return_best, "--refit-unclamped": args.refit_unclamped}
+        only_cem = [flag for flag, given in flags.items() if given]
+        if only_cem:
+            raise ValueError(f"{', '.join(only_cem)}: only for --planner cem, not {name}")
     if name == "gd":
         given = {"steps": args.gd_steps if args.gd_steps is not None else args.iters, "lr": args.gd_lr}
     else:
         given = {"samples": args.samples, "iterations": args.iters}
         if name in ("cem", "icem"):
             given |= {"topk": args.topk, "var_scale": args.var_scale}
+        if name == "cem":
+            given |= {"return_best": args.return_best or None}  # unset: the planner's default
+            given |= {"refit_unclamped": args.refit_unclamped or None}
         if name == "mppi":
             given["temperature"] = args.temperature
         given["substeps"] = args.substeps
@@ -121,10 +140,11 @@ def eval_main(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
+        kwargs = planner_kwargs(args.planner, args)
         model = load_model(args.model, args.env, str(resolve_device(args.device)))
         res = evaluate(
             model, args.env, args.planner, pairs=args.pairs, seed=args.seed, mpc=args.mpc, out=args.out,
-            horizon=args.horizon, execute=args.execute, planner_kwargs=planner_kwargs(args.planner, args),
+            horizon=args.horizon, execute=args.execute, planner_kwargs=kwargs,
             chunk_size=args.chunk_size, alpha=args.alpha, objective_mode=args.objective, budget=args.budget,
             videos=args.videos, progress=not args.no_progress, workers=args.workers, amp=args.amp,
         )  # fmt: skip

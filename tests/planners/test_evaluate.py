@@ -158,6 +158,15 @@ def test_cli_planner_kwargs_only_pass_given_flags():
     assert planners.cli.planner_kwargs("icem", args) == {"beta": 2.0, "substeps": 5}
     assert planners.cli.planner_kwargs("mppi", args) == {"noise_beta": 2.0, "substeps": 5}
     assert planners.cli.planner_kwargs("cem", args) == {"beta": 2.0, "substeps": 5}
+    args = planners.cli._parser().parse_args(
+        ["eval", "--model", "m", "--env", ENV, "--return-best", "--refit-unclamped"]
+    )
+    assert planners.cli.planner_kwargs("cem", args) == {"return_best": True, "refit_unclamped": True}
+    for other in ("icem", "mppi", "gd"):
+        with pytest.raises(
+            ValueError, match=f"--return-best, --refit-unclamped: only for --planner cem, not {other}"
+        ):
+            planners.cli.planner_kwargs(other, args)
 
 
 def test_workers_give_the_same_results_and_a_rerun_resumes(tmp_path):

@@ -271,3 +271,55 @@ def test_cem_with_white_noise_draws_exactly_dino_wm_samples():
     assert torch.equal(a.actions, b.actions)
     with pytest.raises(ValueError, match="beta"):
         build_planner("cem", beta=-1.0)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_cem_return_best_escapes_the_mean_between_two_optima(seed):
+    """Every action has two equally good values, +-0.7, with a ridge at 0 between them: the elites split
+    across both signs, so the final mean (DINO-WM's plan) sits near the ridges, while ``return_best``
+    returns the cheapest sample seen; its reported cost is the best of every iteration's."""
+
+    def cost_fn(a):
+        return torch.minimum((a - 0.7).pow(2), (a + 0.7).pow(2)).sum(dim=(1, 2))
+
+    kw = {"horizon": 4, "action_dim": 2, "low": -torch.ones(2), "high": torch.ones(2)}
+    planner = {"samples": 100, "topk": 20, "iterations": 5}
+    mean = build_planner("cem", **planner).plan(cost_fn, generator=_gen(seed), **kw)
+    best = build_planner("cem", return_best=True, **planner).plan(cost_fn, generator=_gen(seed), **kw)
+    assert mean.cost > 0.6 and best.cost < 0.4  # seeds 0-9: mean 0.76-1.79, best 0.16-0.35
+    assert (
+        best.cost
+        == pytest.approx(min(best.info["cost"]))
+        == pytest.approx(float(cost_fn(best.actions[None])[0]))
+    )
+    assert mean.info["cost"] == best.info["cost"]  # same draws: the option only changes what is returned
+
+
+@pytest.mark.parametrize("unclamped", [False, True])
+def test_cem_refit_unclamped_refits_the_drawn_samples_and_scores_clamped_ones(unclamped):
+    """With every sample an elite (topk = samples) the second iteration's candidates are fully determined
+    by the first's draws: the Gaussian is refitted to the drawn samples with ``refit_unclamped`` and to their
+    clamped copies without; either way ``cost_fn`` only ever sees actions inside the box."""
+    S, H, A = 64, 3, 2
+    low, high = -torch.ones(A), torch.ones(A)
+    seen: list[torch.Tensor] = []
+
+    def cost_fn(a):
+        seen.append(a.clone())
+        return -a.sum(dim=(1, 2))  # the optimum is the box corner `high`, so many draws get clamped
+
+    res = build_planner(
+        "cem", samples=S, topk=S, iterations=2, var_scale=1.5, refit_unclamped=unclamped
+    ).plan(cost_fn, horizon=H, action_dim=A, low=low, high=high, generator=_gen(3))  # fmt: skip
+    gen = _gen(3)
+    drawn = 1.5 * torch.randn(S, H, A, generator=gen)
+    drawn[0] = 0.0  # sample 0 is the initial mean, the middle of the box
+    fit = drawn if unclamped else drawn.clamp(-1, 1)
+    mean, std = fit.mean(0), fit.std(0, correction=0)
+    expect = (mean + std * torch.randn(S, H, A, generator=gen)).clamp(-1, 1)
+    expect[0] = mean.clamp(-1, 1)
+    torch.testing.assert_close(seen[1], expect)
+    # unclamped, the refit keeps the draws' spread (std 1.5); clamped copies cannot spread beyond the box
+    assert bool((std > 1).all()) == unclamped
+    assert all(bool((c >= low).all() and (c <= high).all()) for c in seen)  # no candidate leaves the box
+    assert bool((res.actions >= low).all() and (res.actions <= high).all())
