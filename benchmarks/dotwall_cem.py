@@ -19,7 +19,8 @@ Every row is MPC over the library's planners (``planners.build_planner`` + ``pla
 increasing function of it ranks CEM's candidates the same, so DINO-WM's squared-error cost is covered), run
 to ``--budget`` env steps (250); the first env step within the success distance is recorded, and the
 table gives the success rate within 50 env steps and within the budget. ``check: chunk`` tests success
-only at the end of each executed chunk, as DINO-WM's MPC evaluator does.
+only at the end of each executed chunk, as DINO-WM's MPC evaluator does. Two rows add CEM's options that
+depart from DINO-WM (``return_best``, ``refit_unclamped``; on DotWall's unclamped actions only the first acts).
 
     python benchmarks/dotwall_cem.py                     # every row, 200 pairs per world, ~8 min on 2 cores
     python benchmarks/dotwall_cem.py --only readme --pairs 50
@@ -199,6 +200,11 @@ def rows() -> list[Row]:
             planner_kwargs=dinowm, execute=5, check="chunk"),
         Row("dinowm_i30", "as dinowm with 30 iterations (DINO-WM's CEM default)",
             planner_kwargs={**dinowm, "iterations": 30}, execute=5),
+        Row("readme_best_unclamped", "README protocol, CEM `--return-best --refit-unclamped`",
+            planner_kwargs={"samples": 100, "topk": 10, "iterations": 5, "return_best": True,
+                            "refit_unclamped": True}),
+        Row("dinowm_best_unclamped", "as dinowm, CEM `--return-best --refit-unclamped`",
+            planner_kwargs={**dinowm, "return_best": True, "refit_unclamped": True}, execute=5),
         Row("icem_sub5", "reference: README MPC+iCEM, noise coloured along env time (substeps 5)",
             planner="icem", planner_kwargs={"samples": 100, "topk": 10, "iterations": 5, "substeps": 5}),
     ]  # fmt: skip

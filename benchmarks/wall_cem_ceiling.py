@@ -5,13 +5,16 @@ Every row plans the same start/goal pairs of ``worldmodels/Wall-v0`` with the or
 planner's and the protocol's ceiling, not a world model's. The first row is the README protocol (MPC+CEM,
 100 samples x 5 iterations, top-k 10, horizon 5, execute 2, budget 50 env steps); every other row changes
 one thing: DINO-WM's CEM shapes, longer budgets, DINO-WM's MPC (execute the whole plan), horizon and
-objective, initial std, coloured noise, actions held over the frameskip, and three env variants that move
+objective, initial std, coloured noise, actions held over the frameskip, three env variants that move
 the task towards DINO-WM's DotWall (a faster agent, no sliding along walls, DINO-WM's margins for the
-start/goal sampler). The last row is the reference that does clear 0.90: MPC+iCEM with noise coloured along
+start/goal sampler), and CEM's two options that depart from DINO-WM (``return_best``: the cheapest sequence
+seen instead of the final mean; ``refit_unclamped``: refit to the elites before clamping), alone, together
+and with noise coloured along env time. The last row is the reference: MPC+iCEM with noise coloured along
 env time.
 
-    python benchmarks/wall_cem_ceiling.py                 # all rows, about 25 min on 2 cores
+    python benchmarks/wall_cem_ceiling.py                 # all rows, about 30 min on 2 cores
     python benchmarks/wall_cem_ceiling.py --only base,step_5
+    python benchmarks/wall_cem_ceiling.py --seed 1000 --only base,best_unclamped   # other pairs
 
 Each row's pairs are saved under ``--runs`` as they finish, so an interrupted run resumes where it stopped.
 """
@@ -119,19 +122,32 @@ def variants() -> list[Variant]:
                 env_kwargs={"slide": False}),
         Variant("dinowm_margins", "env: start/goal 3.35 units from border and wall (DotWall's padding)",
                 env_kwargs={"pair_margin": 3.35}),
+        Variant("best", "return the cheapest sequence seen, not the final mean (`--return-best`)",
+                planner_kwargs={**BASE_CEM, "return_best": True}),
+        Variant("unclamped", "refit to the elites before clamping (`--refit-unclamped`)",
+                planner_kwargs={**BASE_CEM, "refit_unclamped": True}),
+        Variant("best_unclamped", "both: `--return-best --refit-unclamped`",
+                planner_kwargs={**BASE_CEM, "return_best": True, "refit_unclamped": True}),
+        Variant("dinowm_300x10_best_unclamped", "both, at DINO-WM's Wall CEM shapes (300 samples, top-k 30, 10 iterations)",
+                planner_kwargs={**dinowm, "iterations": 10, "return_best": True, "refit_unclamped": True}),
+        Variant("coloured_best", "`--return-best`, noise coloured along env time (beta 2, substeps 5)",
+                planner_kwargs={**BASE_CEM, "return_best": True, "beta": 2.0, "substeps": 5}),
+        Variant("coloured_best_unclamped", "`--return-best --refit-unclamped`, noise coloured along env time",
+                planner_kwargs={**BASE_CEM, "return_best": True, "refit_unclamped": True, "beta": 2.0,
+                                "substeps": 5}),
         Variant("icem_sub5", "reference: MPC+iCEM, noise coloured along env time (substeps 5)",
                 planner="icem", planner_kwargs={**BASE_CEM, "substeps": 5}),
     ]  # fmt: skip
 
 
-def run_variant(v: Variant, pairs: int, workers: int, runs: Path) -> dict[str, Any]:
+def run_variant(v: Variant, pairs: int, workers: int, runs: Path, seed: int = 0) -> dict[str, Any]:
     env = v.env_kwargs
     model = WallOracleModel(**{k: v for k, v in env.items() if k in ("max_step", "slide")})  # same dynamics
     planner: Any = HeldCEM(model.frameskip, **v.planner_kwargs) if v.held else v.planner
     kwargs = {"horizon": 5, "execute": 2, **v.eval_kwargs}
     t0 = time.perf_counter()
     result = evaluate(
-        model, ENV, planner, pairs=pairs, seed=0, mpc=True, out=runs / v.name, videos=0, progress=False,
+        model, ENV, planner, pairs=pairs, seed=seed, mpc=True, out=runs / v.name, videos=0, progress=False,
         workers=workers, planner_kwargs=None if v.held else v.planner_kwargs, env_kwargs=env or None, **kwargs,
     )  # fmt: skip
     return {
@@ -160,11 +176,17 @@ def table(rows: list[dict[str, Any]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--pairs", type=int, default=50, help="start/goal pairs per row (default: 50)")
+    p.add_argument("--seed", type=int, default=0, help="pair i is sample_start_goal(seed + i) (default: 0)")
     p.add_argument("--workers", type=int, default=2, help="processes per row (default: 2)")
     p.add_argument("--only", default=None, help="comma-separated row names (default: every row)")
-    p.add_argument("--runs", type=Path, default=Path("runs/bench/wall_cem_ceiling"), help="per-row results")
-    p.add_argument("--out", type=Path, default=Path("benchmarks/results/wall_cem_ceiling.json"))
+    p.add_argument("--runs", type=Path, default=None, help="per-row results (default: runs/bench/...)")
+    p.add_argument(
+        "--out", type=Path, default=None, help="default: benchmarks/results/wall_cem_ceiling[_seedN].json"
+    )
     args = p.parse_args(argv)
+    suffix = f"_seed{args.seed}" if args.seed else ""
+    args.runs = args.runs or Path(f"runs/bench/wall_cem_ceiling{suffix}")
+    args.out = args.out or Path(f"benchmarks/results/wall_cem_ceiling{suffix}.json")
     todo = variants()
     if args.only:
         names = {v.name for v in todo}
@@ -178,18 +200,18 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict[str, Any]] = []
     if args.only and args.out.exists():  # keep the other rows of an earlier full run with the same pairs
         earlier = json.loads(args.out.read_text())
-        if earlier.get("pairs") == args.pairs:
+        if earlier.get("pairs") == args.pairs and earlier.get("seed", 0) == args.seed:
             rows = [
                 r for r in earlier["rows"] if r["name"] in order and r["name"] not in args.only.split(",")
             ]
     for i, v in enumerate(todo):
         print(f"[{i + 1}/{len(todo)}] {v.name}: {v.change}", file=sys.stderr, flush=True)
-        row = run_variant(v, args.pairs, args.workers, args.runs)
+        row = run_variant(v, args.pairs, args.workers, args.runs, args.seed)
         print(f"  success {row['success_rate']:.2f}", file=sys.stderr, flush=True)
         rows = sorted([*rows, row], key=lambda r: order.index(r["name"]))
         args.out.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(
-            args.out, json.dumps({"env": ENV, "pairs": args.pairs, "seed": 0, "rows": rows}, indent=1)
+            args.out, json.dumps({"env": ENV, "pairs": args.pairs, "seed": args.seed, "rows": rows}, indent=1)
         )
     print(table(rows))
     return 0
