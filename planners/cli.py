@@ -57,7 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument(
         "--return-best",
         action="store_true",
-        help="cem: return the cheapest sequence seen in any iteration, not the final mean (DINO-WM)",
+        help="cem: return the cheapest sequence seen in any iteration (DINO-WM returns the final mean)",
     )
     e.add_argument(
         "--refit-unclamped",
