@@ -22,7 +22,7 @@ table gives the success rate within 50 env steps and within the budget. ``check:
 only at the end of each executed chunk, as DINO-WM's MPC evaluator does. Two rows add CEM's options that
 depart from DINO-WM (``return_best``, ``refit_unclamped``; on DotWall's unclamped actions only the first acts).
 
-    python benchmarks/dotwall_cem.py                     # every row, 200 pairs per world, ~8 min on 2 cores
+    python benchmarks/dotwall_cem.py                     # every row, 200 pairs per world, ~11 min on 2 cores
     python benchmarks/dotwall_cem.py --only readme --pairs 50
     python benchmarks/dotwall_cem.py --only dinowm --worlds dotwall --budget 1000 --out /tmp/dw1000.json
 
