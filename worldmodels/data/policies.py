@@ -7,17 +7,15 @@ an MLP). It saves and loads as a directory: ``config.json`` + ``model.safetensor
 from __future__ import annotations
 
 import itertools
-import json
-import os
-from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 from torch import nn
 
+from worldmodels.pretrained import Pretrained
 
-class MLPPolicy(nn.Module):
+
+class MLPPolicy(Pretrained, nn.Module):
     """Deterministic MLP policy.
 
     Args:
@@ -26,6 +24,8 @@ class MLPPolicy(nn.Module):
         hidden: widths of the hidden layers (default ``(256, 256)``).
         obs_key: which observation key the policy reads from a dict observation (default ``proprio``).
     """
+
+    model_type = "MLPPolicy"
 
     def __init__(
         self, obs_dim: int, action_dim: int, hidden: tuple[int, ...] = (256, 256), obs_key: str = "proprio"
@@ -48,22 +48,6 @@ class MLPPolicy(nn.Module):
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         """``obs (B, obs_dim)`` -> ``actions (B, action_dim)`` in [-1, 1]."""
         return self.net(obs)
-
-    def save_pretrained(self, directory: str | os.PathLike) -> None:
-        d = Path(directory)
-        d.mkdir(parents=True, exist_ok=True)
-        (d / "config.json").write_text(json.dumps({"type": "MLPPolicy", **self.config}, indent=1))
-        save_file({k: v.contiguous() for k, v in self.state_dict().items()}, d / "model.safetensors")
-
-    @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike) -> MLPPolicy:
-        d = Path(directory)
-        cfg = json.loads((d / "config.json").read_text())
-        if cfg.pop("type", None) != "MLPPolicy":
-            raise ValueError(f"{d / 'config.json'}: key 'type' is not 'MLPPolicy'")
-        policy = cls(cfg["obs_dim"], cfg["action_dim"], tuple(cfg["hidden"]), cfg["obs_key"])
-        policy.load_state_dict(load_file(d / "model.safetensors"))
-        return policy.eval()
 
     def as_env_policy(self, env) -> _EnvPolicy:
         """Wrap for the collectors: ``reset(seed)`` and ``__call__(obs) -> np.ndarray`` in env units."""

@@ -7,16 +7,12 @@ reconstructs the image and doubles as the decoder for looking at imagined frames
 
 from __future__ import annotations
 
-import json
-import os
-from pathlib import Path
-
 import torch
 from einops import rearrange
-from safetensors.torch import load_file, save_file
 from torch import nn
 
 from worldmodels.encoders.base import Encoder
+from worldmodels.pretrained import Pretrained
 
 
 def _down(cin: int, cout: int) -> nn.Sequential:
@@ -29,7 +25,7 @@ def _up(cin: int, cout: int) -> nn.Sequential:
     )
 
 
-class ConvAEEncoder(Encoder):
+class ConvAEEncoder(Pretrained, Encoder):
     """Convolutional autoencoder with a patch-token interface.
 
     Args:
@@ -37,6 +33,8 @@ class ConvAEEncoder(Encoder):
         width: channels of the first conv (doubled once; default 32).
         num_down: stride-2 stages; the patch size is ``2 ** num_down`` (default 3 -> patch 8).
     """
+
+    model_type = "conv_ae"
 
     def __init__(self, embed_dim: int = 64, width: int = 32, num_down: int = 3):
         super().__init__()
@@ -72,22 +70,3 @@ class ConvAEEncoder(Encoder):
         x = rearrange(tokens.reshape(-1, n, d), "b (h w) d -> b d h w", h=side)
         img = (self.dec(x) + 1.0) * 0.5
         return img.reshape(*lead, *img.shape[1:])
-
-    def save_pretrained(self, directory: str | os.PathLike) -> None:
-        d = Path(directory)
-        d.mkdir(parents=True, exist_ok=True)
-        (d / "config.json").write_text(json.dumps({"type": "conv_ae", **self.config}, indent=1))
-        save_file({k: v.contiguous() for k, v in self.state_dict().items()}, d / "model.safetensors")
-
-    @classmethod
-    def from_pretrained(cls, directory: str | os.PathLike) -> ConvAEEncoder:
-        d = Path(directory)
-        path = d / "config.json"
-        if not path.exists():
-            raise FileNotFoundError(f"{path}: no encoder here (run `worldmodels pretrain-encoder` first)")
-        cfg = json.loads(path.read_text())
-        if cfg.pop("type", None) != "conv_ae":
-            raise ValueError(f"{path}: key 'type' is not 'conv_ae'")
-        enc = cls(**cfg)
-        enc.load_state_dict(load_file(d / "model.safetensors"))
-        return enc

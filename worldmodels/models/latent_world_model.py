@@ -2,26 +2,23 @@
 
 Implements :class:`worldmodels.api.WorldModel`: ``encode`` observations once, ``rollout`` many candidate
 action sequences with a KV cache, ``action_bounds`` / ``to_env_actions`` for planners, ``decode`` for
-looking at imagined frames. Saves and loads as a directory (``config.json`` + ``model.safetensors``).
+looking at imagined frames. Saves and loads through :mod:`worldmodels.pretrained` (``config.json`` +
+``model.safetensors``; ``worldmodels.load_pretrained(dir)``).
 """
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 from einops import rearrange
-from safetensors.torch import load_file, save_file
 from torch import nn
 
 from worldmodels.encoders.base import Encoder
 from worldmodels.models.latent_predictor import KVCache, LatentPredictor
-
-MODEL_TYPE = "LatentWorldModel"
+from worldmodels.pretrained import Pretrained, check_kwargs
 
 
 @dataclass
@@ -42,22 +39,23 @@ class LatentState:
         return self.visual.shape[0]
 
 
-def _encoder_from_config(cfg: dict[str, Any]) -> Encoder:
+def _encoder_from_config(cfg: dict[str, Any], source: str | os.PathLike = "config.json") -> Encoder:
+    """The encoder's architecture from ``config.json``'s ``encoder`` field (its weights are the model's)."""
     if cfg["name"] == "conv_ae":
         from worldmodels.encoders.conv_ae import ConvAEEncoder
 
-        return ConvAEEncoder(**cfg["config"])
+        return ConvAEEncoder(**check_kwargs(ConvAEEncoder, cfg["config"], source, prefix="encoder.config."))
     if cfg["name"] == "dinov2":
         from worldmodels.encoders.dinov2 import DinoV2Encoder
 
-        # weights are in model.safetensors; build the architecture only, then restore the recorded name
-        enc = DinoV2Encoder(**{**cfg["config"], "weights": "random"})
-        enc.name = cfg["display_name"]
+        kwargs = check_kwargs(DinoV2Encoder, cfg["config"], source, prefix="encoder.config.")
+        enc = DinoV2Encoder(**{**kwargs, "weights": "random"})  # weights: model.safetensors
+        enc.name = cfg.get("display_name", enc.name)  # the recorded name (which weights were loaded)
         return enc
-    raise ValueError(f"encoder {cfg['name']!r} in config.json is not known; allowed: conv_ae, dinov2")
+    raise ValueError(f"{source}: encoder {cfg['name']!r} is not known; allowed: conv_ae, dinov2")
 
 
-class LatentWorldModel(nn.Module):
+class LatentWorldModel(Pretrained, nn.Module):
     """Encoder + predictor + normalisation statistics.
 
     Args:
@@ -71,6 +69,8 @@ class LatentWorldModel(nn.Module):
         env_id: the environment the data came from.
         env_action_low / env_action_high: env action bounds ``(A,)``.
     """
+
+    model_type = "LatentWorldModel"
 
     def __init__(
         self,
@@ -245,10 +245,9 @@ class LatentWorldModel(nn.Module):
             return None
         return self.encoder.decode_tokens(state.visual.float()).clamp(0, 1)
 
-    # ------------------------------------------------------------------ save / load
-    def config(self) -> dict[str, Any]:
+    # ------------------------------------------------------------------ save / load (worldmodels.pretrained)
+    def get_config(self) -> dict[str, Any]:
         return {
-            "type": MODEL_TYPE,
             "encoder": {**self.encoder_config, "display_name": self.encoder.name},
             "predictor": self.predictor_config,
             "frameskip": self.frameskip,
@@ -259,47 +258,35 @@ class LatentWorldModel(nn.Module):
             "env_action_high": self.env_action_high.tolist(),
         }
 
-    def save_pretrained(self, directory: str | os.PathLike) -> None:
-        """Write ``config.json`` + ``model.safetensors`` (atomically, file by file)."""
-        d = Path(directory)
-        d.mkdir(parents=True, exist_ok=True)
-        tensors = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
-        save_file(tensors, d / "model.safetensors.tmp")
-        os.replace(d / "model.safetensors.tmp", d / "model.safetensors")
-        (d / "config.json.tmp").write_text(json.dumps(self.config(), indent=1))
-        os.replace(d / "config.json.tmp", d / "config.json")
-
     @classmethod
-    def from_pretrained(
-        cls, directory: str | os.PathLike, map_location: str | torch.device = "cpu"
-    ) -> LatentWorldModel:
-        """Load a directory written by :meth:`save_pretrained` (safetensors only)."""
-        d = Path(directory)
-        path = d / "config.json"
-        if not path.exists():
-            raise FileNotFoundError(f"{path}: no saved model here")
-        cfg = json.loads(path.read_text())
-        if cfg.get("type") != MODEL_TYPE:
-            raise ValueError(f"{path}: key 'type' is {cfg.get('type')!r}, expected {MODEL_TYPE!r}")
-        tensors = load_file(d / "model.safetensors", device=str(map_location))
-        stats = {k: tensors[k] for k in ("proprio_mean", "proprio_std", "action_mean", "action_std")}
-        model = cls(
-            _encoder_from_config(cfg["encoder"]),
-            {k: v for k, v in cfg["encoder"].items() if k != "display_name"},
-            cfg["predictor"],
-            stats,
-            cfg["frameskip"],
-            cfg["num_hist"],
-            cfg["img_size"],
-            cfg.get("env_id", ""),
-            cfg["env_action_low"],
-            cfg["env_action_high"],
-        )
-        missing, unexpected = model.load_state_dict(tensors, strict=False)
-        if missing or unexpected:
-            raise ValueError(
-                f"{d / 'model.safetensors'}: weights do not match the architecture in config.json "
-                f"(missing {missing[:3]}, unexpected {unexpected[:3]})"
-            )
-        # load_state_dict copies into the CPU-built modules: move them to where the weights were asked for
-        return model.to(map_location).eval()
+    def from_config(cls, config: dict[str, Any], source: str | os.PathLike = "config.json") -> LatentWorldModel:
+        """Rebuild the architecture (encoder included; its weights come with the model's) with placeholder
+        statistics: :func:`worldmodels.load_pretrained` then loads every tensor over them."""
+        fields = {"encoder": dict, "predictor": dict, "frameskip": int, "num_hist": int, "img_size": int}
+        for key, kind in fields.items():
+            if key not in config:
+                raise ValueError(f"{source}: field {key!r} is missing (required by {cls.__name__})")
+            if not isinstance(config[key], kind) or isinstance(config[key], bool):
+                raise ValueError(f"{source}: field {key!r} is {config[key]!r}, expected {kind.__name__}")
+        known = {*fields, "env_id", "env_action_low", "env_action_high"}
+        unknown = sorted(set(config) - known)
+        if unknown:
+            raise ValueError(f"{source}: unknown field {unknown[0]!r} for {cls.__name__}; its fields are {sorted(known)}")
+        enc_cfg = config["encoder"]
+        if not isinstance(enc_cfg.get("config"), dict) or "name" not in enc_cfg:
+            raise ValueError(f"{source}: field 'encoder' needs 'name' and a 'config' object, got {enc_cfg!r}")
+        predictor = check_kwargs(LatentPredictor, config["predictor"], source, prefix="predictor.")
+        try:
+            encoder = _encoder_from_config(enc_cfg, source)
+            p_dim, a_dim = predictor.get("proprio_dim", 0), predictor["action_dim"]
+            stats = {
+                "proprio_mean": torch.zeros(p_dim), "proprio_std": torch.ones(p_dim),
+                "action_mean": torch.zeros(a_dim), "action_std": torch.ones(a_dim),
+            }  # fmt: skip
+            return cls(
+                encoder, {k: v for k, v in enc_cfg.items() if k != "display_name"}, predictor, stats,
+                config["frameskip"], config["num_hist"], config["img_size"], config.get("env_id", ""),
+                config.get("env_action_low"), config.get("env_action_high"),
+            )  # fmt: skip
+        except (TypeError, ValueError, KeyError) as err:
+            raise ValueError(f"{source}: {err}") from None
