@@ -121,13 +121,21 @@ def planner_kwargs(name: str, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def load_model(path: str, env_id: str, device: str) -> Any:
-    """A saved world model directory, or ``oracle``: the env's exact dynamics (:mod:`planners.oracle`)."""
+    """Any saved world model directory (:func:`worldmodels.load_pretrained` picks the class from its
+    ``config.json``), or ``oracle``: the env's exact dynamics (:mod:`planners.oracle`)."""
     from planners.oracle import oracle_model
-    from worldmodels.models.latent_world_model import LatentWorldModel
+    from worldmodels import load_pretrained
+    from worldmodels.api import WorldModel
 
     if path == "oracle":
         return oracle_model(env_id)
-    return LatentWorldModel.from_pretrained(path, map_location=device).eval()
+    model = load_pretrained(path, map_location=device)
+    if not isinstance(model, WorldModel):
+        raise ValueError(
+            f"{path}: a {type(model).__name__} is not a world model (it lacks encode/rollout/action_bounds/"
+            "to_env_actions)"
+        )
+    return model
 
 
 def eval_main(args: argparse.Namespace) -> int:

@@ -1,8 +1,15 @@
-"""One API per role (see ARCHITECTURE.md in the shared docs).
+"""One API per role: each role is a small Protocol, checked with ``isinstance`` (``runtime_checkable``).
 
-A world model turns observations into a state and imagines the future under candidate action
-sequences; planners only ever see a cost function over action sequences. Every world model in this
-package satisfies :class:`WorldModel`, so every planner works with every model.
+* :class:`WorldModel`: ``encode`` observations, ``rollout`` many candidate action sequences (open loop);
+  planners only ever see a cost function over action sequences built on it, so every planner works with
+  every world model (latent DINO-WM, video diffusion, ensemble dynamics, exact-dynamics oracles).
+* :class:`StochasticWorldModel`: a world model whose rollout samples; it takes a ``torch.Generator`` so a
+  plan is reproducible from a seed.
+* :class:`SteppableModel`: closed loop, one step at a time for a batch of states: what an RL agent rolls
+  its policy through (learned ensemble dynamics, the true simulator).
+* :class:`TransitionGenerator`: draws whole transitions ``(s, a, r, s', terminal)`` (SynthER).
+
+``tests/test_model_contract.py`` checks every registered model class against its roles.
 
 Conventions
 -----------
@@ -20,8 +27,11 @@ Conventions
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+import numpy as np
+import torch
 from torch import Tensor
 
 #: ``cost_fn(actions (B, horizon, action_dim)) -> (B,)``: what every planner minimises.
@@ -53,4 +63,72 @@ class WorldModel(Protocol):
 
     def to_env_actions(self, actions: Tensor) -> Tensor:
         """Planning actions ``(horizon, action_dim)`` -> env actions ``(horizon * frameskip, A_env)``."""
+        ...
+
+
+@runtime_checkable
+class StochasticWorldModel(WorldModel, Protocol):
+    """A world model whose imagination samples (diffusion, probabilistic ensembles).
+
+    ``rollout`` takes an optional ``generator``: with the same generator state, the same ``state`` and
+    ``actions`` give the same prediction bit for bit (on the same device), so MPC with a seeded planner is
+    reproducible. ``generator=None`` draws from the global RNG.
+    """
+
+    def rollout(self, state: Any, actions: Tensor, *, generator: torch.Generator | None = None) -> Any:
+        """``actions (B, horizon, action_dim)`` -> predicted states (``horizon`` future frames, batch ``B``)."""
+        ...
+
+
+@dataclass
+class StepResult:
+    """One closed-loop step for a batch of ``B`` states.
+
+    Attributes:
+        next_state: ``(B, state_dim)``.
+        reward: ``(B,)``.
+        terminated: bool ``(B,)``: the env's termination rule (not a time limit).
+        uncertainty: ``(B,)`` per-transition uncertainty where the model has one (ensemble disagreement,
+            aleatoric scale), else ``None``; MOPO-style penalties read it.
+        info: anything model-specific (e.g. the member each sample came from).
+    """
+
+    next_state: Tensor
+    reward: Tensor
+    terminated: Tensor
+    uncertainty: Tensor | None = None
+    info: dict[str, Any] | None = None
+
+
+@runtime_checkable
+class SteppableModel(Protocol):
+    """Closed-loop dynamics for agents that roll a policy through a model (MBPO, MOPO, RAVL).
+
+    States and actions are raw env vectors (the model normalises internally): ``state (B, state_dim)``,
+    ``action (B, action_dim)`` in the env's action box.
+    """
+
+    state_dim: int
+    action_dim: int
+
+    def step(self, state: Tensor, action: Tensor, *, generator: torch.Generator | None = None) -> StepResult:
+        """Sample one transition per row; seeded by ``generator`` where the model is stochastic."""
+        ...
+
+
+#: keys of a transition batch, as D4RL's ``qlearning_dataset`` names them
+TRANSITION_KEYS = ("observations", "actions", "rewards", "next_observations", "terminals")
+
+
+@runtime_checkable
+class TransitionGenerator(Protocol):
+    """Draws synthetic transitions keyed like the transition data (SynthER).
+
+    ``sample(n)`` returns float32 numpy arrays: ``observations (n, obs_dim)``, ``actions (n, action_dim)``,
+    ``rewards (n,)``, ``next_observations (n, obs_dim)``, ``terminals (n,)`` in ``{0, 1}``; the same
+    generator state gives the same samples.
+    """
+
+    def sample(self, n: int, *, generator: torch.Generator | None = None) -> dict[str, np.ndarray]:
+        """``n`` transitions, see the class docstring."""
         ...

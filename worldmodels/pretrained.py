@@ -218,7 +218,9 @@ def read_config(directory: str | os.PathLike) -> dict[str, Any]:
     d = Path(directory)
     path = d / CONFIG_NAME
     if not d.is_dir():
-        raise FileNotFoundError(f"{d}: no such model directory (a saved model is a directory with {CONFIG_NAME})")
+        raise FileNotFoundError(
+            f"{d}: no such model directory (a saved model is a directory with {CONFIG_NAME})"
+        )
     if not path.is_file():
         raise FileNotFoundError(
             f"{d}: no {CONFIG_NAME} here, so not a saved model (known types: {', '.join(known_types())})"

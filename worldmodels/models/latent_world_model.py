@@ -259,7 +259,9 @@ class LatentWorldModel(Pretrained, nn.Module):
         }
 
     @classmethod
-    def from_config(cls, config: dict[str, Any], source: str | os.PathLike = "config.json") -> LatentWorldModel:
+    def from_config(
+        cls, config: dict[str, Any], source: str | os.PathLike = "config.json"
+    ) -> LatentWorldModel:
         """Rebuild the architecture (encoder included; its weights come with the model's) with placeholder
         statistics: :func:`worldmodels.load_pretrained` then loads every tensor over them."""
         fields = {"encoder": dict, "predictor": dict, "frameskip": int, "num_hist": int, "img_size": int}
@@ -271,7 +273,9 @@ class LatentWorldModel(Pretrained, nn.Module):
         known = {*fields, "env_id", "env_action_low", "env_action_high"}
         unknown = sorted(set(config) - known)
         if unknown:
-            raise ValueError(f"{source}: unknown field {unknown[0]!r} for {cls.__name__}; its fields are {sorted(known)}")
+            raise ValueError(
+                f"{source}: unknown field {unknown[0]!r} for {cls.__name__}; its fields are {sorted(known)}"
+            )
         enc_cfg = config["encoder"]
         if not isinstance(enc_cfg.get("config"), dict) or "name" not in enc_cfg:
             raise ValueError(f"{source}: field 'encoder' needs 'name' and a 'config' object, got {enc_cfg!r}")
