@@ -101,7 +101,7 @@ def test_cli_eval_runs_and_prints_the_success_rate(tmp_path, monkeypatch, capsys
 
 def test_cli_reports_a_missing_model(tmp_path, capsys):
     assert main(["eval", "--model", str(tmp_path / "none"), "--env", ENV]) == 2
-    assert "no saved model" in capsys.readouterr().err
+    assert "none: no such model directory" in capsys.readouterr().err
 
 
 def test_cli_oracle_model_plans_with_the_exact_dynamics(tmp_path, capsys):
