@@ -195,7 +195,7 @@ def test_fit_on_the_accelerator_then_plan_there(accelerator, precision, device, 
     """`worldmodels fit` through Lightning on ``accelerator`` (feature cache built there), then
     `planners eval --device`: the whole main job on one device."""
     fit = tmp_path / "fit"
-    args = ["fit", "--data.root", str(wall_data / "data"), "--model.encoder_path", str(wall_data / "enc"),
+    args = ["fit", "--model", "worldmodels.training.latent_module.LatentWorldModelModule", "--data", "worldmodels.data.datamodules.FrameWindowDataModule", "--data.root", str(wall_data / "data"), "--model.encoder_path", str(wall_data / "enc"),
             "--model.use_feature_cache", "true", "--trainer.default_root_dir", str(fit),
             "--trainer.accelerator", accelerator, "--trainer.devices", "1", "--trainer.precision", precision,
             "--data.num_hist", "1", "--data.num_pred", "2", "--data.frameskip", "2", "--data.batch_size", "8",

@@ -6,7 +6,7 @@ import sys
 from worldmodels.cli import main as wm
 from worldmodels.models.latent_world_model import LatentWorldModel
 
-TINY = ["--data.num_hist", "1", "--data.num_pred", "2", "--data.frameskip", "2", "--data.batch_size", "8",
+TINY = ["--model", "worldmodels.training.latent_module.LatentWorldModelModule", "--data", "worldmodels.data.datamodules.FrameWindowDataModule", "--data.num_hist", "1", "--data.num_pred", "2", "--data.frameskip", "2", "--data.batch_size", "8",
         "--model.width", "32", "--model.depth", "1", "--model.heads", "2", "--model.head_dim", "8",
         "--model.mlp_dim", "32", "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "3", "--trainer.limit_val_batches", "2",
         "--trainer.enable_progress_bar", "false", "--trainer.enable_model_summary", "false",
@@ -14,8 +14,8 @@ TINY = ["--data.num_hist", "1", "--data.num_pred", "2", "--data.frameskip", "2",
 
 
 def test_fit_writes_a_loadable_model_and_resumes(wall_data, tmp_path):
-    args = ["--data.root", str(wall_data / "data"), "--model.encoder_path", str(wall_data / "enc"),
-            "--trainer.default_root_dir", str(tmp_path / "fit"), *TINY]  # fmt: skip
+    args = [*TINY, "--data.root", str(wall_data / "data"), "--model.encoder_path", str(wall_data / "enc"),
+            "--trainer.default_root_dir", str(tmp_path / "fit")]  # fmt: skip
     assert wm(["fit", *args, "--trainer.enable_checkpointing", "true"]) == 0
     model = LatentWorldModel.from_pretrained(tmp_path / "fit" / "model")
     assert model.frameskip == 2 and model.action_dim == 4 and model.predictor.max_frames == 3
@@ -30,7 +30,7 @@ def test_fit_writes_a_loadable_model_and_resumes(wall_data, tmp_path):
 
 def test_print_config_round_trips(wall_data, tmp_path):
     base = [sys.executable, "-m", "worldmodels.cli"]
-    args = ["--data.root", str(wall_data / "data"), "--model.encoder_path", str(wall_data / "enc"), *TINY]
+    args = [*TINY, "--data.root", str(wall_data / "data"), "--model.encoder_path", str(wall_data / "enc")]
     first = subprocess.run(
         [*base, "fit", *args, "--print_config"], capture_output=True, text=True, check=True
     ).stdout
@@ -41,7 +41,7 @@ def test_print_config_round_trips(wall_data, tmp_path):
 
 
 def test_config_typo_is_named(wall_data):
-    proc = subprocess.run([sys.executable, "-m", "worldmodels.cli", "fit", "--data.root", str(wall_data / "data"),
+    proc = subprocess.run([sys.executable, "-m", "worldmodels.cli", "fit", *TINY[:4], "--data.root", str(wall_data / "data"),
                            "--model.encoder_path", "x", "--model.widht", "3"], capture_output=True, text=True)  # fmt: skip
     assert proc.returncode != 0 and "widht" in proc.stderr
 
@@ -58,8 +58,8 @@ def test_bf16_autocast_fit_gives_a_finite_float32_model(wall_data, tmp_path):
 
     import torch
 
-    args = ["--data.root", str(wall_data / "data"), "--model.encoder_path", str(wall_data / "enc"),
-            "--trainer.default_root_dir", str(tmp_path / "fit"), "--trainer.precision", "bf16-mixed", *TINY]  # fmt: skip
+    args = [*TINY, "--data.root", str(wall_data / "data"), "--model.encoder_path", str(wall_data / "enc"),
+            "--trainer.default_root_dir", str(tmp_path / "fit"), "--trainer.precision", "bf16-mixed"]  # fmt: skip
     assert wm(["fit", *args]) == 0
     model = LatentWorldModel.from_pretrained(tmp_path / "fit" / "model")
     assert all(p.dtype == torch.float32 and torch.isfinite(p).all() for p in model.parameters())
@@ -81,10 +81,10 @@ def test_warmup_cosine_schedule():
 def test_cosine_fit_with_residual_predictor_decays_lr_to_zero(wall_data, tmp_path):
     import json
 
-    args = ["--data.root", str(wall_data / "data"), "--model.encoder_path", str(wall_data / "enc"),
+    args = [*TINY, "--data.root", str(wall_data / "data"), "--model.encoder_path", str(wall_data / "enc"),
             "--trainer.default_root_dir", str(tmp_path / "fit"), "--model.residual", "true",
             "--model.lr_schedule", "cosine", "--model.warmup_steps", "1", "--trainer.max_steps", "3",
-            "--model.rollout_passes", "2", *TINY]  # fmt: skip
+            "--model.rollout_passes", "2"]  # fmt: skip
     assert wm(["fit", *args]) == 0
     model = LatentWorldModel.from_pretrained(tmp_path / "fit" / "model")
     assert model.predictor.residual
@@ -94,10 +94,10 @@ def test_cosine_fit_with_residual_predictor_decays_lr_to_zero(wall_data, tmp_pat
 
 
 def test_unknown_lr_schedule_is_named(wall_data):
-    proc = subprocess.run([sys.executable, "-m", "worldmodels.cli", "fit", "--data.root", str(wall_data / "data"),
+    proc = subprocess.run([sys.executable, "-m", "worldmodels.cli", "fit", *TINY[:4], "--data.root", str(wall_data / "data"),
                            "--model.encoder_path", "x", "--model.lr_schedule", "linear"], capture_output=True, text=True)  # fmt: skip
     assert proc.returncode != 0 and "lr_schedule" in proc.stderr
-    proc = subprocess.run([sys.executable, "-m", "worldmodels.cli", "fit", "--data.root", str(wall_data / "data"),
+    proc = subprocess.run([sys.executable, "-m", "worldmodels.cli", "fit", *TINY[:4], "--data.root", str(wall_data / "data"),
                            "--model.encoder_path", "x", "--model.rollout_passes", "-1"], capture_output=True, text=True)  # fmt: skip
     assert proc.returncode != 0 and "rollout_passes=-1" in proc.stderr
 

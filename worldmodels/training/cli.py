@@ -1,29 +1,69 @@
-"""``worldmodels fit|validate|test -c configs/latent/<env>.yaml``: the Lightning CLI.
+"""``worldmodels fit|validate|test -c configs/<family>/<env>.yaml``: the Lightning CLI in subclass mode.
 
-Any option can be overridden on the command line (``--trainer.max_epochs 5``, ``--data.root data/wall``)
-and ``--print_config`` writes the full resolved config (that is how ``configs/`` is produced).
-The trained model is written as ``<trainer.default_root_dir>/model`` (``config.json`` +
-``model.safetensors``) at the end of ``fit``; Lightning ``.ckpt`` files are for ``--ckpt_path`` resume.
+The config picks the LightningModule and the DataModule by import path, so a new model family adds a
+config folder, not a command::
+
+    model:
+      class_path: worldmodels.training.latent_module.LatentWorldModelModule
+      init_args: {width: 128, ...}
+    data:
+      class_path: worldmodels.data.datamodules.FrameWindowDataModule
+      init_args: {root: data/wall, ...}
+
+Without a config, name the classes on the command line (``--model worldmodels.training....Module --data
+...DataModule``). Any option can be overridden (``--trainer.max_epochs 5``, ``--data.root data/wall``,
+``--model.width 64``: the shorthand for ``--model.init_args.width``) and ``--print_config`` writes the full
+resolved config (that is how ``configs/`` is produced).
+
+A family's LightningModule keeps its trained object as ``self.model`` (a
+:class:`worldmodels.pretrained.Pretrained`); :class:`~worldmodels.training.callbacks.SavePretrained` writes it
+as ``<trainer.default_root_dir>/model`` at the end of ``fit``. Lightning ``.ckpt`` files are for
+``--ckpt_path`` resume.
 """
 
 from __future__ import annotations
 
 import warnings
 
+import lightning as L
 import torch
 from lightning.pytorch.cli import LightningCLI
 
-from worldmodels.data.datamodules import FrameWindowDataModule
-from worldmodels.training.latent_module import LatentWorldModelModule, SavePretrained
+from worldmodels.training.callbacks import SavePretrained
+
+
+def _check_config_files(argv: list[str]) -> None:
+    """A config written before subclass mode (``model:`` holding the module's arguments directly) gets a
+    one-line error that says how to migrate it, instead of jsonargparse's page of alternatives."""
+    import yaml
+
+    paths = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a in ("-c", "--config")]
+    paths += [a.split("=", 1)[1] for a in argv if a.startswith("--config=")]
+    for path in paths:
+        try:
+            with open(path) as f:
+                cfg = yaml.safe_load(f)
+        except (OSError, yaml.YAMLError):
+            continue  # jsonargparse reports unreadable files itself
+        for key in ("model", "data"):
+            section = cfg.get(key) if isinstance(cfg, dict) else None
+            if isinstance(section, dict) and section and "class_path" not in section:
+                raise SystemExit(
+                    f"worldmodels fit: {path}: '{key}' has no class_path; configs name their classes "
+                    f"({key}: {{class_path: ..., init_args: {{...}}}}), see configs/latent/wall.yaml"
+                )
 
 
 def lightning_main(argv: list[str]) -> int:
+    _check_config_files(argv)
     torch.set_flush_denormal(True)
     # we pass argv explicitly (the `worldmodels` entry point already consumed sys.argv)
     warnings.filterwarnings("ignore", message=".*LightningCLI's args parameter is intended.*")
     LightningCLI(
-        LatentWorldModelModule,
-        FrameWindowDataModule,
+        L.LightningModule,
+        L.LightningDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
         args=argv,
         trainer_defaults={"callbacks": [SavePretrained()]},
         save_config_kwargs={"overwrite": True},

@@ -6,10 +6,8 @@ Shapes and statistics come from the DataModule in ``setup``: the model is built 
 
 from __future__ import annotations
 
-import json
 import math
 from functools import partial
-from pathlib import Path
 
 import lightning as L
 import torch
@@ -261,20 +259,3 @@ class LatentWorldModelModule(L.LightningModule):
         fn = partial(warmup_cosine, warmup=self.hparams.warmup_steps, total=total)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, fn)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
-
-
-class SavePretrained(L.Callback):
-    """At the end of fit, write the model as ``<default_root_dir>/model`` (``save_pretrained``) and the
-    final metrics as ``<default_root_dir>/model/metrics.json``."""
-
-    def on_fit_end(self, trainer: L.Trainer, pl_module: LatentWorldModelModule) -> None:
-        if not trainer.is_global_zero:
-            return
-        out = Path(trainer.default_root_dir) / "model"
-        pl_module.model.save_pretrained(out)
-        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-        metrics["global_step"] = trainer.global_step
-        if trainer.optimizers:
-            metrics["lr"] = trainer.optimizers[0].param_groups[0]["lr"]  # the learning rate at the end
-        (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
-        print(f"saved the trained world model to {out}")
