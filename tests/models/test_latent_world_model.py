@@ -137,7 +137,7 @@ def test_loading_another_architecture_is_a_clear_error(tmp_path):
     cfg["type"] = "SomethingElse"
     (tmp_path / "m" / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(
-        ValueError, match="type 'SomethingElse' is not known; known types: .*LatentWorldModel"
+        ValueError, match=r"type 'SomethingElse' is not known; known types: .*LatentWorldModel"
     ):
         LatentWorldModel.from_pretrained(tmp_path / "m")
     cfg["type"] = "conv_ae"
