@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import inspect
 from collections.abc import Callable
 from typing import Any, Literal
 
@@ -128,6 +129,7 @@ def make_cost_fn(
     chunk_size: int | None = None,
     differentiable: bool = False,
     amp: str | None = None,
+    generator: torch.Generator | None = None,
 ) -> CostFn:
     """Bind a model, its encoded state and an objective into a planner's cost function.
 
@@ -146,16 +148,26 @@ def make_cost_fn(
         amp: ``"bf16"`` or ``"fp16"``: roll out under ``torch.autocast`` of that dtype on the actions'
             device (tensor cores on a GPU; the KV cache is half the size); the objective is computed in
             float32 and the costs are float32. ``None``: the model's own precision.
+        generator: for a :class:`~worldmodels.api.StochasticWorldModel` (a ``rollout`` that takes
+            ``generator``): every rollout draws from it, so a plan is reproducible from its seed. Refused for
+            a deterministic model (it would be silently ignored).
     """
     if chunk_size is not None and chunk_size < 1:
         raise ValueError(f"chunk_size={chunk_size} must be >= 1 or None")
     dtype = amp_dtype(amp)
+    kwargs: dict[str, Any] = {}
+    if generator is not None:
+        if "generator" not in inspect.signature(model.rollout).parameters:
+            raise ValueError(
+                f"generator= given, but {type(model).__name__}.rollout is deterministic (no generator)"
+            )
+        kwargs["generator"] = generator
 
     def rollout(a: Tensor) -> Any:
         if dtype is None:
-            return model.rollout(state, a)
+            return model.rollout(state, a, **kwargs)
         with torch.autocast(a.device.type, dtype=dtype):
-            pred = model.rollout(state, a)
+            pred = model.rollout(state, a, **kwargs)
         return float32_state(pred)
 
     def cost_fn(actions: Tensor) -> Tensor:

@@ -93,3 +93,22 @@ def test_make_cost_fn_differentiable_gives_the_analytic_gradient():
     cost_fn(actions).sum().backward()
     # d/da_t (sum a - 1)^2 = 2 (sum a - 1) for every step t
     torch.testing.assert_close(actions.grad, torch.tensor([[[-1.0], [-1.0]], [[2.0], [2.0]]]))
+
+
+def test_make_cost_fn_seeds_a_stochastic_model_from_its_generator():
+    class NoisyPoint(PointModel):
+        def rollout(self, state, actions, *, generator=None):
+            pred = super().rollout(state, actions)
+            noise = torch.randn(pred.visual.shape, generator=generator)
+            return type(pred)(pred.visual + noise, None)
+
+    model, state = NoisyPoint(), point_state([0.0, 0.0])
+    goal = GoalDistance(point_state([1.0, 1.0]), alpha=0.0)
+    actions = torch.zeros(4, 3, 2)
+    costs = [
+        make_cost_fn(model, state, goal, generator=torch.Generator().manual_seed(s))(actions)
+        for s in (0, 0, 1)
+    ]
+    assert torch.equal(costs[0], costs[1]) and not torch.equal(costs[0], costs[2])
+    with pytest.raises(ValueError, match=r"PointModel\.rollout is deterministic"):
+        make_cost_fn(PointModel(), state, goal, generator=torch.Generator())

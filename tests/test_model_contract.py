@@ -1,0 +1,180 @@
+"""The shared contract: every built-in saved type round-trips through `worldmodels.load_pretrained` exactly and
+does what its roles (worldmodels/api.py) promise, with the shapes the docstrings state.
+
+A new family adds its type to `worldmodels.pretrained.BUILTIN_TYPES` and a `Case` here (a tiny instance and
+the roles it claims); `test_every_builtin_type_has_a_case` fails until it does.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields, is_dataclass
+from typing import Any
+
+import pytest
+import torch
+
+from worldmodels import load_pretrained
+from worldmodels.api import SteppableModel, StochasticWorldModel, TransitionGenerator, WorldModel
+from worldmodels.pretrained import BUILTIN_TYPES
+
+
+@dataclass
+class Case:
+    """``build()`` a tiny instance; ``roles`` it must satisfy; ``obs()`` an observation history
+    ``(1, T, ...)`` for world models."""
+
+    build: Callable[[], Any]
+    roles: set[str]
+    obs: Callable[[], dict[str, torch.Tensor]] | None = None
+    horizon: int = 3
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _latent():
+    from worldmodels.encoders.conv_ae import ConvAEEncoder
+    from worldmodels.models.latent_world_model import LatentWorldModel
+
+    torch.manual_seed(0)
+    enc = ConvAEEncoder(embed_dim=8, width=8, num_down=3)
+    predictor = {"num_patches": 16, "visual_dim": 8, "proprio_dim": 2, "action_dim": 4, "max_frames": 4,
+                 "width": 16, "depth": 1, "heads": 2, "head_dim": 8, "mlp_dim": 16}  # fmt: skip
+    stats = {"proprio_mean": torch.full((2,), 3.0), "proprio_std": torch.full((2,), 2.0),
+             "action_mean": torch.zeros(4), "action_std": torch.full((4,), 0.5)}  # fmt: skip
+    return LatentWorldModel(enc, {"name": "conv_ae", "config": enc.config}, predictor, stats, frameskip=2,
+                            num_hist=2, img_size=32, env_id="worldmodels/Wall-v0")  # fmt: skip
+
+
+def _pixels_obs(size: int, proprio: int, t: int = 2) -> Callable[[], dict[str, torch.Tensor]]:
+    def obs():
+        g = torch.Generator().manual_seed(1)
+        return {"pixels": torch.randint(0, 256, (1, t, 3, size, size), dtype=torch.uint8, generator=g),
+                "proprio": torch.randn(1, t, proprio, generator=g)}  # fmt: skip
+
+    return obs
+
+
+def _conv_ae():
+    from worldmodels.encoders.conv_ae import ConvAEEncoder
+
+    torch.manual_seed(0)
+    return ConvAEEncoder(embed_dim=8, width=8, num_down=2)
+
+
+def _mlp_policy():
+    from worldmodels.data.policies import MLPPolicy
+
+    torch.manual_seed(0)
+    return MLPPolicy(obs_dim=3, action_dim=2, hidden=(8,))
+
+
+CASES: dict[str, Case] = {
+    "LatentWorldModel": Case(_latent, {"world_model"}, obs=_pixels_obs(32, 2)),
+    "conv_ae": Case(_conv_ae, {"encoder"}),
+    "MLPPolicy": Case(_mlp_policy, {"policy"}),
+}
+
+
+def _tensors(x: Any) -> list[torch.Tensor]:
+    """Every tensor inside a state (tensor, dataclass or dict), in a fixed order."""
+    if isinstance(x, torch.Tensor):
+        return [x]
+    if is_dataclass(x):
+        return [t for f in fields(x) for t in _tensors(getattr(x, f.name))]
+    if isinstance(x, dict):
+        return [t for k in sorted(x) for t in _tensors(x[k])]
+    return []
+
+
+def test_every_builtin_type_has_a_case():
+    assert set(CASES) == set(BUILTIN_TYPES), "add a Case for each new built-in type"
+
+
+@pytest.mark.parametrize("type_name", sorted(CASES))
+def test_save_load_round_trip_is_exact(type_name, tmp_path):
+    model = CASES[type_name].build()
+    model.save_pretrained(tmp_path / "m")
+    assert json.loads((tmp_path / "m" / "config.json").read_text())["type"] == type_name
+    loaded = load_pretrained(tmp_path / "m")
+    assert type(loaded) is type(model) and not loaded.training
+    assert loaded.get_config() == model.get_config()
+    ours, theirs = model.state_dict(), loaded.state_dict()
+    assert ours.keys() == theirs.keys()
+    for k in ours:
+        assert torch.equal(ours[k], theirs[k]), k
+
+
+def _check_world_model(model: Any, case: Case) -> None:
+    assert isinstance(model, WorldModel)
+    state = model.encode(case.obs())
+    low, high = model.action_bounds()
+    assert low.shape == high.shape == (model.action_dim,) and (low < high).all()
+    b, h = 4, case.horizon
+    actions = low + (high - low) * torch.rand(
+        b, h, model.action_dim, generator=torch.Generator().manual_seed(0)
+    )
+    kwargs = {}
+    if "generator" in inspect.signature(model.rollout).parameters:
+        kwargs["generator"] = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        pred = model.rollout(state, actions, **kwargs)
+    assert pred.visual.shape[:2] == (b, h), "rollout returns (B, horizon, ...) predicted frames"
+    assert all(torch.isfinite(t).all() for t in _tensors(pred))
+    env = model.to_env_actions(actions[0])
+    frameskip = int(getattr(model, "frameskip", 1))
+    assert env.shape == (h * frameskip, model.action_dim // frameskip)
+    if isinstance(model, StochasticWorldModel) and kwargs:
+        with torch.no_grad():
+            again = model.rollout(state, actions, generator=torch.Generator().manual_seed(0))
+        assert all(torch.equal(a, b) for a, b in zip(_tensors(pred), _tensors(again), strict=True))
+
+
+def _check_steppable(model: Any) -> None:
+    assert isinstance(model, SteppableModel)
+    g = torch.Generator().manual_seed(0)
+    state, action = (
+        torch.randn(5, model.state_dim, generator=g),
+        torch.rand(5, model.action_dim, generator=g) * 2 - 1,
+    )
+    out = model.step(state, action, generator=torch.Generator().manual_seed(1))
+    again = model.step(state, action, generator=torch.Generator().manual_seed(1))
+    assert out.next_state.shape == (5, model.state_dim) and out.reward.shape == (5,)
+    assert out.terminated.shape == (5,) and out.terminated.dtype == torch.bool
+    assert out.uncertainty is None or out.uncertainty.shape == (5,)
+    assert torch.equal(out.next_state, again.next_state) and torch.equal(out.reward, again.reward)
+
+
+def _check_generator(model: Any) -> None:
+    assert isinstance(model, TransitionGenerator)
+    a = model.sample(7, generator=torch.Generator().manual_seed(0))
+    b = model.sample(7, generator=torch.Generator().manual_seed(0))
+    for key in ("observations", "actions", "rewards", "next_observations", "terminals"):
+        assert key in a and len(a[key]) == 7, key
+        assert (a[key] == b[key]).all(), key
+    assert set(a["terminals"].tolist()) <= {0.0, 1.0}
+    assert a["observations"].shape == a["next_observations"].shape
+
+
+@pytest.mark.parametrize("type_name", sorted(CASES))
+def test_roles(type_name):
+    case = CASES[type_name]
+    model = case.build().eval()
+    if "world_model" in case.roles:
+        _check_world_model(model, case)
+    if "steppable" in case.roles:
+        _check_steppable(model)
+    if "generator" in case.roles:
+        _check_generator(model)
+    if "encoder" in case.roles:
+        x = torch.randint(0, 256, (2, 3, 3, 16, 16), dtype=torch.uint8)
+        tokens = model(x)
+        assert tokens.shape == (2, 3, model.num_patches(16, 16), model.embed_dim)
+    if "policy" in case.roles:
+        a = model(torch.randn(4, model.config["obs_dim"]))
+        assert a.shape == (4, model.config["action_dim"]) and (a.abs() <= 1).all()
+    claimed = {"world_model": WorldModel, "steppable": SteppableModel, "generator": TransitionGenerator}
+    for role, proto in claimed.items():  # a role a model satisfies must be claimed, so it is tested
+        if role not in case.roles and isinstance(model, proto):
+            pytest.fail(f"{type_name} satisfies {proto.__name__}: add {role!r} to its Case.roles")
