@@ -48,6 +48,8 @@ BUILTIN_TYPES: dict[str, str] = {
     "LatentWorldModel": "worldmodels.models.latent_world_model:LatentWorldModel",
     "conv_ae": "worldmodels.encoders.conv_ae:ConvAEEncoder",
     "MLPPolicy": "worldmodels.data.policies:MLPPolicy",
+    "TanhGaussianActor": "worldmodels.rl.networks:TanhGaussianActor",
+    "VectorizedCritic": "worldmodels.rl.networks:VectorizedCritic",
 }
 
 _RUNTIME_TYPES: dict[str, type] = {}

@@ -262,3 +262,32 @@ def test_format_1_store_is_read_and_migrated(make_store):
     assert migrated.manifest["format"] == "worldmodels-episodes/2"
     assert [e["seed"] for e in migrated.manifest["episodes"]] == [0, 1, 5]
     assert "episodes" not in json.loads((store.root / "manifest.json").read_text())
+
+
+def test_truncate_rewinds_to_a_prefix_then_appends(make_store):
+    """A writer rewinding to a checkpoint: later episodes vanish for readers, their directories are removed,
+    the cached statistics are dropped, and the next append continues the prefix."""
+    store = make_store([2, 3, 4, 5], pixels=False)
+    store.stats()
+    store.truncate(2)
+    assert len(store) == 2 and store.manifest["num_steps"] == 5
+    assert sorted(p.name for p in (store.root / "episodes").iterdir()) == ["ep_000000", "ep_000001"]
+    assert not (store.root / "stats.json").exists()
+    again = EpisodeStore.open(store.root, verify="full")
+    assert [e["seed"] for e in again.manifest["episodes"]] == [0, 1]
+    again.append_episode(synthetic_episode(6, seed=9, pixels=False), seed=9)
+    reopened = EpisodeStore.open(store.root, verify="full")
+    assert [e["seed"] for e in reopened.manifest["episodes"]] == [0, 1, 9]
+    assert reopened.episode_lengths.tolist() == [2, 3, 6]
+    with pytest.raises(ValueError, match=r"truncate\(5\) outside \[0, 3\]"):
+        reopened.truncate(5)
+
+
+def test_qpos_qvel_are_frame_keys(make_store):
+    store = make_store([3], pixels=False)
+    ep = synthetic_episode(3, seed=1, pixels=False) | {"qpos": np.zeros((4, 2)), "qvel": np.zeros((4, 2))}
+    other = EpisodeStore.create(store.root.parent / "q", env_id="test/Synthetic-v0")
+    other.append_episode(ep)
+    bad = ep | {"qpos": np.zeros((3, 2))}
+    with pytest.raises(ValueError, match="key 'qpos' has 3 rows, expected 4 for 3 steps"):
+        other.append_episode(bad)

@@ -39,6 +39,11 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument(
         "--noise-std", type=float, default=None, help="noisy-expert: Gaussian action noise std (default 0.3)"
     )
+    c.add_argument(
+        "--stochastic",
+        action="store_true",
+        help="a saved stochastic policy (SAC actor) samples its actions, seeded per episode (D4RL's way)",
+    )
     i = sub.add_parser("info", help="print a summary of a dataset")
     i.add_argument("root")
     r = sub.add_parser("render", help="write one episode's frames as a video")
@@ -117,7 +122,7 @@ def main(argv: list[str]) -> int:
 
         kwargs = {} if args.img_size is None else {"img_size": args.img_size}
         store = collect(args.env, policy=args.policy, episodes=args.episodes, out=args.out, workers=args.workers,
-                        seed=args.seed, env_kwargs=kwargs, noise_std=args.noise_std)  # fmt: skip
+                        seed=args.seed, env_kwargs=kwargs, noise_std=args.noise_std, stochastic=args.stochastic)  # fmt: skip
         print(f"{args.out}: {len(store)} episodes, {int(store.episode_lengths.sum())} steps")
     elif args.cmd == "info":
         print(json.dumps(info(args.root), indent=2))

@@ -12,9 +12,11 @@ Layout::
     <root>/derived/<name>/ep_000123.npy   per-frame arrays computed from the data (e.g. a feature cache)
 
 Per-episode keys (``T`` steps): frame keys with ``T + 1`` rows (``pixels`` uint8 ``(T+1, H, W, 3)``,
-``proprio`` float32 ``(T+1, P)``, ``state`` float64 ``(T+1, S)``, ``observation`` ``(T+1, O)``) and step
-keys with ``T`` rows (``action`` float32 ``(T, A)``, ``reward`` float32 ``(T,)``, ``terminated`` and
-``truncated`` bool ``(T,)``, kept distinct).
+``proprio`` float32 ``(T+1, P)``, ``state`` float64 ``(T+1, S)``, ``observation`` ``(T+1, O)``, and for
+state-based MuJoCo data the simulator state ``qpos`` float64 ``(T+1, nq)`` + ``qvel`` float64
+``(T+1, nv)``: restoring row ``t`` and stepping ``action[t]`` reproduces frame ``t + 1``) and step keys with
+``T`` rows (``action`` float32 ``(T, A)``, ``reward`` float32 ``(T,)``, ``terminated`` and ``truncated``
+bool ``(T,)``, kept distinct; any other key, e.g. ``action_log_prob`` ``(T,)``, is a step key too).
 
 Appending is atomic and O(1) in the dataset size: an episode is written into a temporary directory, renamed
 into place, its line appended to ``episodes.jsonl`` (fsync'd), and only then counted in the manifest (temp
@@ -41,7 +43,7 @@ import numpy as np
 
 FORMAT = "worldmodels-episodes/2"
 OLD_FORMATS = ("worldmodels-episodes/1",)
-FRAME_KEYS = ("pixels", "proprio", "state", "observation")
+FRAME_KEYS = ("pixels", "proprio", "state", "observation", "qpos", "qvel")
 STEP_KEYS = ("action", "reward", "terminated", "truncated")
 STATS_KEYS = ("proprio", "action", "observation", "reward", "state")
 REQUIRED_KEYS = ("action", "reward", "terminated", "truncated")
@@ -356,6 +358,32 @@ class EpisodeStore:
         self.manifest["num_steps"] = int(self.manifest["num_steps"]) + steps
         self._write_manifest()
         return index
+
+    def truncate(self, num_episodes: int) -> None:
+        """Forget every episode from index ``num_episodes`` on (a writer rewinding to a checkpoint).
+
+        One atomic manifest write is the commit point: the committed entries are a byte prefix of
+        ``episodes.jsonl``, so the manifest only shrinks ``num_episodes``/``index_bytes``; the dropped lines
+        and directories are what an interrupted append leaves, cut by the next append and removed here.
+        """
+        if not 0 <= num_episodes <= len(self):
+            raise ValueError(f"{self.root}: truncate({num_episodes}) outside [0, {len(self)}]")
+        if num_episodes == len(self):
+            return
+        if self.manifest["format"] != FORMAT:
+            self._write_index()
+        kept = self.manifest["episodes"][:num_episodes]
+        with open(self.root / "episodes.jsonl", "rb") as f:
+            lines = f.read(int(self.manifest["index_bytes"])).splitlines(keepends=True)
+        self.manifest["index_bytes"] = sum(len(line) for line in lines[:num_episodes])
+        self.manifest["episodes"] = kept
+        self.manifest["num_episodes"] = num_episodes
+        self.manifest["num_steps"] = int(sum(e["length"] for e in kept))
+        self._write_manifest()
+        self._maps.clear()
+        self._cleaned = False
+        self._cleanup_uncommitted()
+        (self.root / "stats.json").unlink(missing_ok=True)
 
     # ------------------------------------------------------------------ manifest and index files
     def _write_manifest(self) -> None:
