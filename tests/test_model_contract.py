@@ -70,10 +70,28 @@ def _mlp_policy():
     return MLPPolicy(obs_dim=3, action_dim=2, hidden=(8,))
 
 
+def _actor():
+    from worldmodels.rl.networks import TanhGaussianActor
+
+    torch.manual_seed(0)
+    return TanhGaussianActor(
+        obs_dim=3, action_dim=2, hidden=(8,), action_low=[-2.0, 0.0], action_high=[2.0, 1.0]
+    )
+
+
+def _critic():
+    from worldmodels.rl.networks import VectorizedCritic
+
+    torch.manual_seed(0)
+    return VectorizedCritic(obs_dim=3, action_dim=2, num_critics=4, hidden=(8,))
+
+
 CASES: dict[str, Case] = {
     "LatentWorldModel": Case(_latent, {"world_model"}, obs=_pixels_obs(32, 2)),
     "conv_ae": Case(_conv_ae, {"encoder"}),
     "MLPPolicy": Case(_mlp_policy, {"policy"}),
+    "TanhGaussianActor": Case(_actor, {"actor"}),
+    "VectorizedCritic": Case(_critic, {"critic"}),
 }
 
 
@@ -86,6 +104,20 @@ def _tensors(x: Any) -> list[torch.Tensor]:
     if isinstance(x, dict):
         return [t for k in sorted(x) for t in _tensors(x[k])]
     return []
+
+
+def _satisfies(model: Any, proto: type) -> bool:
+    """``isinstance`` against a runtime-checkable Protocol looks at member names only; also require each
+    protocol method's parameter names (``sample(n, *, generator)`` is not an actor's ``sample(obs, generator)``)."""
+    if not isinstance(model, proto):
+        return False
+    for name, member in vars(proto).items():
+        if callable(member) and not name.startswith("_"):
+            want = [p for p in inspect.signature(member).parameters if p != "self"]
+            have = list(inspect.signature(getattr(model, name)).parameters)
+            if have[: len(want)] != want and not set(want) <= set(have):
+                return False
+    return True
 
 
 def test_every_builtin_type_has_a_case():
@@ -174,7 +206,19 @@ def test_roles(type_name):
     if "policy" in case.roles:
         a = model(torch.randn(4, model.config["obs_dim"]))
         assert a.shape == (4, model.config["action_dim"]) and (a.abs() <= 1).all()
+    if "actor" in case.roles:
+        obs = torch.randn(4, model.config["obs_dim"])
+        for a in (
+            model.act(obs),
+            model.act(obs, deterministic=False, generator=torch.Generator().manual_seed(0)),
+        ):
+            assert a.shape == (4, model.config["action_dim"])
+            assert (a >= torch.tensor(model.config["action_low"])).all()
+            assert (a <= torch.tensor(model.config["action_high"])).all()
+    if "critic" in case.roles:
+        q = model(torch.randn(5, model.config["obs_dim"]), torch.randn(5, model.config["action_dim"]))
+        assert q.shape == (model.config["num_critics"], 5)
     claimed = {"world_model": WorldModel, "steppable": SteppableModel, "generator": TransitionGenerator}
     for role, proto in claimed.items():  # a role a model satisfies must be claimed, so it is tested
-        if role not in case.roles and isinstance(model, proto):
+        if role not in case.roles and _satisfies(model, proto):
             pytest.fail(f"{type_name} satisfies {proto.__name__}: add {role!r} to its Case.roles")
