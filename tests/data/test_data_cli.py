@@ -17,7 +17,7 @@ def test_collect_info_render_export_import(tmp_path, capsys):
     assert main(["collect", "--env", "worldmodels/Wall-v0", "--policy", "random", "--episodes", "2", "--out", str(out),
                  "--img-size", "32", "--seed", "7"]) == 0  # fmt: skip
     assert "2 episodes, 100 steps" in capsys.readouterr().out
-    assert main(["info", str(out)]) == 0
+    assert main(["info", str(out), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["episodes"] == 2 and info["steps"] == 100 and info["env_id"] == "worldmodels/Wall-v0"
     assert info["keys"]["pixels"] == [32, 32, 3, "uint8"] and info["behaviour_policy"] == "random"

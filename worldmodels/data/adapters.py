@@ -6,8 +6,9 @@ file and ``os.replace``d.
 
 Minari (0.5.4, HDF5 storage, no JPEG encoding so the round trip is lossless)
     Dict observations (``pixels`` + ``proprio``) become Minari dict observations; a plain vector
-    ``observation`` stays an array. ``state`` goes to ``infos["state"]`` (``T + 1`` rows like Minari's
-    infos), episode seeds to Minari's per-episode ``seed``. The env spec (id + our ``env_kwargs``) is
+    ``observation`` stays an array. The simulator state (``state``, or ``qpos`` + ``qvel``) goes to
+    ``infos`` (``T + 1`` rows like Minari's infos), episode seeds to Minari's per-episode ``seed``; a step
+    key such as ``action_log_prob`` (``T`` rows) has no place in Minari's infos and is not exported. The env spec (id + our ``env_kwargs``) is
     recorded, so ``dataset.recover_environment()`` works once ``worldmodels.envs`` is importable; our
     env id, env kwargs and behaviour policy are also kept in the dataset metadata key ``worldmodels``
     (JSON), so envs that are not registered survive the round trip.
@@ -18,11 +19,18 @@ D4RL HDF5 (``N`` = total steps, episode after episode)
     ``terminals`` (= terminated), ``timeouts`` (= truncated) ``(N,)``; ``infos/<key>`` ``(N, ...)`` frame
     ``t`` of every other frame key (``pixels``, ``state``, ...); ``infos/qpos`` + ``infos/qvel`` when the
     env is a MuJoCo env whose state is ``concatenate([qpos, qvel])`` (``nq + nv == state_dim``:
-    PointMaze, Reacher), split at ``model.nq``; ``metadata/*``: env id, env kwargs (JSON), behaviour
+    PointMaze, Reacher), split at ``model.nq``, or the stored ``qpos``/``qvel`` keys themselves;
+    ``infos/action_log_probs`` ``(N,)`` from ``action_log_prob`` (D4RL's name); ``metadata/*``: env id,
+    env kwargs (JSON), the dataset card (``metadata/d4rl_card``, JSON) when there is one, behaviour
     policy, observation key, per-episode lengths and seeds, and ``metadata/final/<key>`` ``(E, ...)``
     the last frame of each episode for the keys in ``infos`` (D4RL has no row for it).
     :func:`import_d4rl` splits episodes at ``terminals | timeouts`` (or at ``metadata/episode_lengths``
     when present, so that episodes ending with neither flag survive).
+
+d3rlpy (optional extra ``[d3rlpy]``)
+    :func:`to_d3rlpy` builds a ``d3rlpy.dataset.MDPDataset(observations, actions, rewards, terminals,
+    timeouts)`` from the flat arrays; episodes end where ``terminals | timeouts``, which every stored episode
+    does at its last step. ``export --format d3rlpy`` writes it with ``MDPDataset.dump`` (HDF5).
 """
 
 from __future__ import annotations
@@ -42,6 +50,9 @@ import numpy as np
 from worldmodels.data.store import FRAME_KEYS, EpisodeStore
 
 MINARI_REQUIRED = ("observations", "actions", "rewards", "terminations", "truncations")
+MINARI_INFO_KEYS = ("state", "qpos", "qvel")
+#: step keys exported under ``infos/`` with D4RL's names
+D4RL_STEP_INFOS = {"action_log_prob": "action_log_probs"}
 D4RL_REQUIRED = ("observations", "actions", "rewards", "terminals", "timeouts", "next_observations")
 
 
@@ -109,7 +120,7 @@ def export_minari(store: EpisodeStore, dataset_id: str, root: str | os.PathLike,
     def buffer(i: int) -> EpisodeBuffer:
         ep = store.episode(i)
         obs = {k: np.asarray(ep[k]) for k in obs_keys} if obs_keys else np.asarray(ep["observation"])
-        infos = {"state": np.asarray(ep["state"])} if "state" in ep else {}
+        infos = {k: np.asarray(ep[k]) for k in MINARI_INFO_KEYS if k in ep}
         return EpisodeBuffer(
             id=i, seed=store.manifest["episodes"][i]["seed"], observations=obs, actions=np.asarray(ep["action"]),
             rewards=list(np.asarray(ep["reward"])), terminations=list(np.asarray(ep["terminated"])),
@@ -178,7 +189,7 @@ def import_minari(
 ) -> EpisodeStore:
     """Read the Minari dataset ``dataset_id`` (from ``root``, default ``MINARI_DATASETS_PATH``) into a new
     store at ``out``. Dict observations become frame keys by name; array observations ``observation``;
-    ``infos["state"]`` (if present, ``T + 1`` rows) ``state``."""
+    ``infos["state"]``/``["qpos"]``/``["qvel"]`` (if present, ``T + 1`` rows) the frame keys of those names."""
     import minari
 
     with _minari_root(root):
@@ -202,8 +213,9 @@ def import_minari(
         for ep, seed in zip(dataset.iterate_episodes(), seeds, strict=True):
             obs = ep.observations
             arrays = dict(obs) if isinstance(obs, dict) else {"observation": obs}
-            if "state" in ep.infos:
-                arrays["state"] = ep.infos["state"]
+            for k in MINARI_INFO_KEYS:
+                if k in ep.infos:
+                    arrays[k] = ep.infos[k]
             arrays.update(
                 action=ep.actions, reward=np.asarray(ep.rewards, dtype=np.float32),
                 terminated=np.asarray(ep.terminations, dtype=bool), truncated=np.asarray(ep.truncations, dtype=bool),
@@ -248,7 +260,8 @@ def export_d4rl(store: EpisodeStore, path: str | os.PathLike) -> Path:
             f"{store.root}: D4RL needs a vector key 'observation' or 'proprio'; keys: {store.keys}"
         )
     info_keys = [k for k in FRAME_KEYS if k in store.keys and k != obs_key]
-    nq = _mujoco_split(store)
+    step_infos = {k: v for k, v in D4RL_STEP_INFOS.items() if k in store.keys}
+    nq = None if "qpos" in store.keys else _mujoco_split(store)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -277,6 +290,8 @@ def export_d4rl(store: EpisodeStore, path: str | os.PathLike) -> Path:
             for k in info_keys:
                 cols[f"infos/{k}"] = column(f, f"infos/{k}", first[k])
                 cols[f"metadata/final/{k}"] = column(f, f"metadata/final/{k}", first[k])
+            for k, name in step_infos.items():
+                cols[f"infos/{name}"] = column(f, f"infos/{name}", first[k])
             if nq is not None:
                 cols["infos/qpos"] = column(f, "infos/qpos", first["state"][:, :nq])
                 cols["infos/qvel"] = column(f, "infos/qvel", first["state"][:, nq:])
@@ -293,6 +308,8 @@ def export_d4rl(store: EpisodeStore, path: str | os.PathLike) -> Path:
                     x = np.asarray(ep[k])
                     append(cols[f"infos/{k}"], x[:-1])
                     append(cols[f"metadata/final/{k}"], x[-1:])
+                for k, name in step_infos.items():
+                    append(cols[f"infos/{name}"], np.asarray(ep[k]))
                 if nq is not None:
                     state = np.asarray(ep["state"][:-1])
                     append(cols["infos/qpos"], state[:, :nq])
@@ -310,6 +327,9 @@ def export_d4rl(store: EpisodeStore, path: str | os.PathLike) -> Path:
             f["metadata/action_space"] = json.dumps(m["action_space"])
             if nq is not None:
                 f["metadata/qpos_dim"] = nq
+            card = store.root / "d4rl.json"
+            if card.exists():
+                f["metadata/d4rl_card"] = card.read_text()
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -381,8 +401,42 @@ def import_d4rl(path: str | os.PathLike, out: str | os.PathLike) -> EpisodeStore
             }
             for k in info_keys:
                 arrays[k] = np.concatenate([f[f"infos/{k}"][lo:hi], f[f"metadata/final/{k}"][i : i + 1]])
+            for k, name in D4RL_STEP_INFOS.items():
+                if f"infos/{name}" in f:
+                    arrays[k] = np.asarray(f[f"infos/{name}"][lo:hi])
             seed = None if seeds is None or seeds[i] < 0 else int(seeds[i])
             store.append_episode(arrays, seed=seed)
             lo = hi
     store.stats()
     return store
+
+
+# ---------------------------------------------------------------------------------------------- d3rlpy
+def to_d3rlpy(store: EpisodeStore | str | os.PathLike):
+    """The store as a ``d3rlpy.dataset.MDPDataset`` (observations float32 ``(N, O)``, actions ``(N, A)``,
+    rewards ``(N, 1)``, terminals and timeouts ``(N,)``, every step of every episode). Needs the optional
+    extra ``[d3rlpy]``: d3rlpy pins an old gymnasium, so install it with ``pip install --no-deps d3rlpy``
+    plus its small dependencies (see docs/d4rl_datasets.md)."""
+    try:
+        import d3rlpy
+    except ImportError as e:
+        raise ImportError(
+            f"to_d3rlpy needs d3rlpy (optional extra [d3rlpy]; pip install --no-deps d3rlpy): {e}"
+        ) from None
+    from worldmodels.data.d4rl import qlearning_dataset
+
+    flat = qlearning_dataset(store, drop_timeouts=False)
+    return d3rlpy.dataset.MDPDataset(
+        observations=flat["observations"], actions=flat["actions"], rewards=flat["rewards"][:, None],
+        terminals=flat["terminals"].astype(np.float32), timeouts=flat["timeouts"].astype(np.float32),
+    )  # fmt: skip
+
+
+def export_d3rlpy(store: EpisodeStore, path: str | os.PathLike) -> Path:
+    """Write :func:`to_d3rlpy`'s dataset with ``MDPDataset.dump`` (HDF5) to ``path``, atomically."""
+    from worldmodels.io import atomic_path
+
+    dataset = to_d3rlpy(store)
+    with atomic_path(path, suffix=".h5") as tmp:
+        dataset.dump(str(tmp))
+    return Path(path)

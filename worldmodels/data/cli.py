@@ -3,13 +3,15 @@
 worldmodels data collect --env worldmodels/Wall-v0 --policy noisy-expert --episodes 2000 --out data/wall --workers 2
 worldmodels data info data/wall
 worldmodels data render data/wall --episode 0 --out ep0.mp4
-worldmodels data export data/wall --format minari|d4rl --out PATH [--dataset-id ID]
+worldmodels data export data/wall --format minari|d4rl|d3rlpy --out PATH [--dataset-id ID]
+worldmodels data build-d4rl --env halfcheetah --tier medium --out data/d4rl/halfcheetah-medium --seed 0
 worldmodels data import --format minari|d4rl SRC --out DIR
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import tempfile
@@ -44,8 +46,26 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="a saved stochastic policy (SAC actor) samples its actions, seeded per episode (D4RL's way)",
     )
-    i = sub.add_parser("info", help="print a summary of a dataset")
+    i = sub.add_parser(
+        "info", help="print a dataset card (a summary; D4RL tiers: returns, normalised scores)"
+    )
     i.add_argument("root")
+    i.add_argument("--json", action="store_true", help="print the summary as JSON instead of the card")
+    i.add_argument("--plot", default=None, help="write a histogram of episode returns to this image path")
+    b = sub.add_parser(
+        "build-d4rl",
+        help="build a D4RL-style locomotion dataset (trains or resumes the SAC run it needs; resumable)",
+    )
+    from worldmodels.data.d4rl import BuildConfig
+
+    for f in dataclasses.fields(BuildConfig):
+        flag = "--" + f.name.replace("_", "-")
+        kind = {"int": int, "float": float, "str": str, "int | None": int, "str | None": str}[f.type]
+        required = f.default is dataclasses.MISSING
+        b.add_argument(flag, type=kind, required=required, default=None, help=f.metadata["help"])
+    from worldmodels.rl.sac import SACConfig
+
+    SACConfig.add_arguments(b, prefix="sac-", skip=("env_id", "seed"))
     r = sub.add_parser("render", help="write one episode's frames as a video")
     r.add_argument("root")
     r.add_argument("--episode", type=int, default=0)
@@ -53,8 +73,12 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--fps", type=int, default=10)
     e = sub.add_parser("export", help="export to Minari or D4RL HDF5")
     e.add_argument("root")
-    e.add_argument("--format", choices=("minari", "d4rl"), required=True)
-    e.add_argument("--out", required=True, help="Minari root directory, or the .hdf5 path for d4rl")
+    e.add_argument("--format", choices=("minari", "d4rl", "d3rlpy"), required=True)
+    e.add_argument(
+        "--out",
+        required=True,
+        help="Minari root directory, or the .hdf5 path for d4rl, or the .h5 for d3rlpy",
+    )
     e.add_argument("--dataset-id", default=None, help="Minari dataset id (default: worldmodels/<env>-v0)")
     m = sub.add_parser("import", help="import a Minari dataset or a D4RL HDF5 file")
     m.add_argument("src", help="Minari dataset id, or the .hdf5 path for d4rl")
@@ -92,7 +116,110 @@ def info(root: str) -> dict:
         "observation_space": m["observation_space"],
         "action_space": m["action_space"],
         "size_on_disk_mb": round(store.size_on_disk() / 2**20, 2),
+        "return_histogram": _histogram(returns),
+        "d4rl": _read_card(root),
     }
+
+
+def _read_card(root: str) -> dict | None:
+    from worldmodels.data.d4rl import CARD_NAME
+
+    path = Path(root) / CARD_NAME
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _histogram(returns: np.ndarray, bins: int = 10) -> dict[str, list]:
+    counts, edges = np.histogram(returns, bins=bins)
+    return {"edges": [float(e) for e in edges], "counts": [int(c) for c in counts]}
+
+
+def card_text(root: str) -> str:
+    """The dataset card ``data info`` prints: what the data is, its size, returns and their histogram, and
+    for a D4RL tier its policies, normalised scores (D4RL's references and ours) and restore check."""
+    s = info(root)
+    card = s["d4rl"]
+    lines = [f"{root}", f"  env            {s['env_id']} {s['env_kwargs'] or ''}".rstrip()]
+    if card is not None:
+        v = card["versions"]
+        lines[0] = f"{card['name']}  ({root})"
+        lines[1] += f"  (gymnasium {v['gymnasium']}, mujoco {v['mujoco']}), seed {card['seed']}"
+        size = card["d4rl_transitions"]
+        d4rl = "D4RL: the replay buffer up to medium" if size is None else f"D4RL has {size:,}"
+        smaller = "  SMALLER than D4RL (CPU budget)" if card["smaller_than_d4rl"] else ""
+        lines.append(
+            f"  tier           {card['tier']}: {card['transitions']:,} transitions ({d4rl}){smaller}"
+        )
+    else:
+        lines.append(f"  policy         {s['behaviour_policy']}")
+    el = s["episode_length"]
+    lines.append(f"  episodes       {s['episodes']:,}, {s['steps']:,} steps, length min/mean/max "
+                 f"{el['min']}/{el['mean']:.1f}/{el['max']}")  # fmt: skip
+    if card is not None:
+        r = card["returns"]
+        lines.append(f"  returns        mean {r['mean']:.1f}  std {r['std']:.1f}  min {r['min']:.1f}  max {r['max']:.1f}"
+                     f"  ({card['complete_episodes']} complete episodes)")  # fmt: skip
+        for ref, refs in card["references"].items():
+            if ref in card["normalized"]:
+                n = card["normalized"][ref]
+                lines.append(f"  normalised     {ref:<5} (random {refs[0]:.1f}, expert {refs[1]:.1f}): mean {n['mean']:.1f}"
+                             f"  min {n['min']:.1f}  max {n['max']:.1f}")  # fmt: skip
+        for name, p in card["policies"].items():
+            lines.append(f"  policy         {name}: SAC step {p['sac_step']:,}, evaluated return {p['eval_return_mean']:.1f}"
+                         f" +- {p['eval_return_std']:.1f} ({p['eval_episodes']} episodes, mean action); data "
+                         f"{p['sampling']}ly sampled; {p['path']}")  # fmt: skip
+        if card.get("sac"):
+            sac = card["sac"]
+            lines.append(f"  SAC run        {sac['run_dir']}: {sac['final_step']:,} env steps, hidden "
+                         f"{sac['config']['hidden']}, expert {sac['expert_return']:.1f}, medium {sac['medium_return']:.1f} "
+                         f"at step {sac['medium_step']:,}")  # fmt: skip
+        rc = card["restore_check"]
+        lines.append(f"  restore check  {rc['samples']} transitions restored from qpos/qvel and stepped: max obs "
+                     f"error {rc['max_obs_error']:.2g}, max reward error {rc['max_reward_error']:.2g}")  # fmt: skip
+    else:
+        r = s["return"]
+        lines.append(f"  returns        mean {r['mean']:.1f}  min {r['min']:.1f}  max {r['max']:.1f}")
+    lines.append("  episode returns (histogram)")
+    h = s["return_histogram"]
+    top = max(h["counts"]) or 1
+    for lo, hi, c in zip(h["edges"][:-1], h["edges"][1:], h["counts"]):
+        lines.append(f"    [{lo:10.1f}, {hi:10.1f})  {'#' * round(30 * c / top):<30} {c}")
+    keys = ", ".join(f"{k} {tuple(v[:-1])} {v[-1]}" for k, v in s["keys"].items())
+    lines.append(f"  keys           {keys}")
+    lines.append(f"  on disk        {s['size_on_disk_mb']} MiB")
+    return "\n".join(lines)
+
+
+def plot_returns(root: str, out: str) -> Path:
+    """Histogram of episode returns (with normalised-score axis for a D4RL tier) written to ``out``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from worldmodels.data.store import EpisodeStore
+    from worldmodels.io import atomic_path
+
+    store = EpisodeStore.open(root, verify=False)
+    card = _read_card(root)
+    returns = np.asarray([e["return"] for e in store.manifest["episodes"]])
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.hist(returns, bins=30)
+    ax.set_xlabel("episode return")
+    ax.set_ylabel("episodes")
+    ax.set_title(card["name"] if card else str(root))
+    if card is not None:
+        from worldmodels.data.d4rl import normalized_score
+
+        env = card["env"]
+        sec = ax.secondary_xaxis("top", functions=(lambda x: normalized_score(env, x),
+                                                   lambda y: np.asarray(y) / 100 * (card["references"]["d4rl"][1] - card["references"]["d4rl"][0]) + card["references"]["d4rl"][0]))  # fmt: skip
+        sec.set_xlabel("D4RL-normalised score")
+    fig.tight_layout()
+    out_path = Path(out)
+    with atomic_path(out_path, suffix=out_path.suffix) as tmp:
+        fig.savefig(tmp)
+    plt.close(fig)
+    return out_path
 
 
 def render(root: str, episode: int, out: str, fps: int = 10) -> Path:
@@ -125,7 +252,17 @@ def main(argv: list[str]) -> int:
                         seed=args.seed, env_kwargs=kwargs, noise_std=args.noise_std, stochastic=args.stochastic)  # fmt: skip
         print(f"{args.out}: {len(store)} episodes, {int(store.episode_lengths.sum())} steps")
     elif args.cmd == "info":
-        print(json.dumps(info(args.root), indent=2))
+        print(json.dumps(info(args.root), indent=2) if args.json else card_text(args.root))
+        if args.plot:
+            print(f"wrote {plot_returns(args.root, args.plot)}")
+    elif args.cmd == "build-d4rl":
+        from worldmodels.data.d4rl import BuildConfig, build_tier, default_sac_config
+
+        fields = {f.name: getattr(args, f.name) for f in dataclasses.fields(BuildConfig)}
+        cfg = BuildConfig(**{k: v for k, v in fields.items() if v is not None})
+        sac = default_sac_config(cfg.env, cfg.seed).override(args, prefix="sac-")
+        build_tier(cfg, sac)
+        print(card_text(cfg.out))
     elif args.cmd == "render":
         print(f"wrote {render(args.root, args.episode, args.out, args.fps)}")
     elif args.cmd == "export":
@@ -137,6 +274,9 @@ def main(argv: list[str]) -> int:
             ds_id = args.dataset_id or f"worldmodels/{store.env_id.split('/')[-1].split('-v')[0].lower()}-v0"
             adapters.export_minari(store, ds_id, args.out)
             print(f"exported {args.root} as Minari dataset {ds_id!r} under {args.out}")
+        elif args.format == "d3rlpy":
+            adapters.export_d3rlpy(store, args.out)
+            print(f"exported {args.root} to {args.out} (d3rlpy MDPDataset)")
         else:
             adapters.export_d4rl(store, args.out)
             print(f"exported {args.root} to {args.out}")

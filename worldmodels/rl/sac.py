@@ -124,10 +124,15 @@ class SACConfig:
         return cls(**d)
 
     @classmethod
-    def add_arguments(cls, parser: argparse.ArgumentParser, prefix: str = "sac-") -> None:
-        """One ``--<prefix><field>`` option per field (default ``None``: keep the config's value)."""
+    def add_arguments(
+        cls, parser: argparse.ArgumentParser, prefix: str = "sac-", skip: tuple[str, ...] = ()
+    ) -> None:
+        """One ``--<prefix><field>`` option per field not in ``skip`` (default ``None``: keep the config's
+        value)."""
         group = parser.add_argument_group("SAC", "settings of the SAC run (SACConfig)")
         for f in dataclasses.fields(cls):
+            if f.name in skip:
+                continue
             flag = f"--{prefix}{f.name.replace('_', '-')}"
             if f.name == "hidden":
                 group.add_argument(flag, type=int, nargs="+", default=None, help=f.metadata["help"])
