@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 export MUJOCO_GL ?= egl
 export PYOPENGL_PLATFORM ?= egl
 
-.PHONY: setup demo test test-all lint format clean
+.PHONY: setup setup-d3rlpy demo test test-all lint format clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -21,6 +21,12 @@ $(VENV)/.pkg-stamp: pyproject.toml $(VENV)/.torch-stamp
 	touch $@
 
 setup: $(VENV)/.pkg-stamp
+
+# The optional [d3rlpy] extra: d3rlpy pins gymnasium==1.0.0, so it goes in without its pins, then the small
+# packages it imports (gym only for its spaces).
+setup-d3rlpy: setup
+	$(BIN)/pip install -q --no-deps "d3rlpy>=2.6"
+	$(BIN)/pip install -q gym==0.26.2 colorama dataclasses-json structlog scikit-learn torch==2.14.1 torchvision==0.29.1
 
 demo: setup
 	$(BIN)/python -m worldmodels.demo --out runs/demo

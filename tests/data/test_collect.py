@@ -165,3 +165,25 @@ def test_policy_mixture_takes_turns_by_episode_seed(tmp_path):
         collect(ENV, policy="random+nope", episodes=1, out=tmp_path / "x")
     with pytest.raises(ValueError, match=r"noise_std=1\.0 applies to policy='noisy-expert' only"):
         collect(ENV, policy="random+sticky-random", episodes=1, out=tmp_path / "y", noise_std=1.0)
+
+
+def test_collect_with_a_saved_sac_actor_on_a_gymnasium_mujoco_env(tmp_path):
+    """``--policy DIR`` with a TanhGaussianActor: qpos/qvel stored, sampled actions reproducible per seed."""
+    from worldmodels.rl.networks import TanhGaussianActor
+
+    actor = TanhGaussianActor(17, 6, hidden=(8,))
+    actor.save_pretrained(tmp_path / "actor")
+    kw = {"max_episode_steps": 10}
+    args = dict(policy=str(tmp_path / "actor"), episodes=2, env_kwargs=kw, progress=False)
+    a = collect("HalfCheetah-v5", out=tmp_path / "a", stochastic=True, **args)
+    b = collect("HalfCheetah-v5", out=tmp_path / "b", stochastic=True, **args)
+    mean = collect("HalfCheetah-v5", out=tmp_path / "m", **args)
+    assert_same_data(a, b)
+    assert {"observation", "qpos", "qvel"} <= set(a.keys) and a.read(0, "qpos").shape == (11, 9)
+    assert a.read(0, "observation").dtype == np.float32
+    assert not np.array_equal(a.read(0, "action"), mean.read(0, "action"))
+    np.testing.assert_array_equal(
+        mean.read(0, "action")[0], actor.as_env_policy(None)(mean.read(0, "observation")[0])
+    )
+    with pytest.raises(ValueError, match="stochastic=True applies to a saved policy directory"):
+        collect("HalfCheetah-v5", policy="random", episodes=1, out=tmp_path / "r", stochastic=True)

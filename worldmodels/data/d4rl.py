@@ -223,20 +223,19 @@ def check_restore(
         t = int(j - (ends[e - 1] if e else 0))
         sim.set_state(np.asarray(store.read(e, "qpos", t)), np.asarray(store.read(e, "qvel", t)))
         obs, reward, terminated, _, _ = sim.step(np.asarray(store.read(e, "action", t)))
-        want = np.asarray(store.read(e, "observation", t + 1), dtype=np.float64)
-        obs_err = float(np.max(np.abs(obs - want) - rtol * np.abs(want)))
-        rew_err = float(abs(reward - float(store.read(e, "reward", t))) - rtol * abs(reward))
-        if obs_err > atol or rew_err > atol or bool(terminated) != bool(store.read(e, "terminated", t)):
+        want_obs = np.asarray(store.read(e, "observation", t + 1), dtype=np.float64)
+        want_reward = float(store.read(e, "reward", t))
+        obs_abs, rew_abs = float(np.max(np.abs(obs - want_obs))), abs(reward - want_reward)
+        obs_bad = np.any(np.abs(obs - want_obs) > atol + rtol * np.abs(want_obs))
+        rew_bad = rew_abs > atol + rtol * abs(want_reward)
+        if obs_bad or rew_bad or bool(terminated) != bool(store.read(e, "terminated", t)):
             env.close()
             raise ValueError(
                 f"{store.root}: episode {e} step {t}: restoring qpos/qvel and stepping the stored action does "
-                f"not reproduce the next observation/reward (error {max(obs_err, rew_err):.3g} > atol {atol}); "
-                "the dataset is rejected"
+                f"not reproduce the next observation/reward (max error {max(obs_abs, rew_abs):.3g}, "
+                f"atol {atol}, rtol {rtol}; terminated {bool(terminated)}); the dataset is rejected"
             )
-        max_obs, max_rew = (
-            max(max_obs, float(np.max(np.abs(obs - want)))),
-            max(max_rew, abs(reward - float(store.read(e, "reward", t)))),
-        )
+        max_obs, max_rew = max(max_obs, obs_abs), max(max_rew, rew_abs)
     env.close()
     return {"samples": len(flat), "max_obs_error": max_obs, "max_reward_error": max_rew}
 
@@ -379,17 +378,22 @@ def _segments(cfg: BuildConfig, policies: dict[str, dict[str, Any]]) -> list[dic
              "sac_step": policies[n]["sac_step"]} for n in TIER_POLICIES[cfg.tier]]  # fmt: skip
 
 
-def _sibling(cfg: BuildConfig, seg: dict[str, Any]) -> EpisodeStore | None:
-    """A finished sibling tier ``<out>/../<env>-<policy>`` made of exactly this segment (same policy step,
-    seeds, budget, env settings): medium-expert copies its episodes instead of simulating them again."""
+def _sibling(
+    cfg: BuildConfig, seg: dict[str, Any], env_kwargs: dict[str, Any], sac_config
+) -> EpisodeStore | None:
+    """A finished sibling tier ``<out>/../<env>-<policy>`` made of exactly this segment (same SAC run and
+    policy step, seeds, budget, env settings): medium-expert copies its episodes instead of simulating them
+    again (they are the same episodes)."""
     root = Path(cfg.out).resolve().parent / f"{cfg.env}-{seg['policy']}"
     if not (root / CARD_NAME).exists():
         return None
-    try:
-        store = EpisodeStore.open(root, verify=False)
-    except (FileNotFoundError, ValueError):
+    card = read_card(root)
+    sac = card.get("sac") or {}
+    if sac.get("run_dir") != str(cfg.sac_root.resolve()) or sac.get("config") != sac_config.to_dict():
         return None
-    return store if store.manifest["extra"].get("segments") == [seg] else None
+    store = EpisodeStore.open(root, verify=False)
+    same = store.manifest["extra"].get("segments") == [seg] and store.manifest["env_kwargs"] == env_kwargs
+    return store if same else None
 
 
 def build_tier(cfg: BuildConfig, sac_config=None, progress: bool = True) -> dict[str, Any]:
@@ -406,7 +410,7 @@ def build_tier(cfg: BuildConfig, sac_config=None, progress: bool = True) -> dict
 
     from worldmodels.data.collect import _space_json, rollout_episode
     from worldmodels.pretrained import load_pretrained
-    from worldmodels.rl.sac import SACRun, train_sac
+    from worldmodels.rl.sac import SACRun, check_config, train_sac
 
     t0 = time.perf_counter()
     env_id = check_env(cfg.env)
@@ -418,8 +422,10 @@ def build_tier(cfg: BuildConfig, sac_config=None, progress: bool = True) -> dict
             f"env={cfg.env!r} ({env_id}) seed={cfg.seed}"
         )
     run = SACRun(cfg.sac_root)
-    if cfg.tier != "random" and not run.finished:
-        train_sac(sac_config, cfg.sac_root, progress=progress)
+    if cfg.tier != "random":
+        train_sac(sac_config, cfg.sac_root, progress=progress)  # trains, resumes, or checks a finished run
+    elif (run.root / "config.json").exists():
+        check_config(run.root, sac_config)  # random data needs no SAC; a finished run gives our references
     policies = _select_policies(cfg, run) if run.finished else {}
     env_kwargs = (
         {} if sac_config.max_episode_steps is None else {"max_episode_steps": sac_config.max_episode_steps}
@@ -431,9 +437,9 @@ def build_tier(cfg: BuildConfig, sac_config=None, progress: bool = True) -> dict
         observation_space=_space_json(env.observation_space), action_space=_space_json(env.action_space),
         extra={"tier": cfg.tier, "seed": cfg.seed, "segments": segments},
     )  # fmt: skip
-    if (out / CARD_NAME).exists():
+    if (out / CARD_NAME).exists() and ("ours" in read_card(out)["references"] or not policies):
         env.close()
-        return read_card(out)
+        return read_card(out)  # finished (a random tier built before its SAC run gets our references later)
     for name in TIER_POLICIES[cfg.tier]:
         _copy_policy(policies[name]["source"], out / "policies" / name)
 
@@ -451,7 +457,7 @@ def build_tier(cfg: BuildConfig, sac_config=None, progress: bool = True) -> dict
         steps = int(store.episode_lengths[mine].sum()) if mine else 0
         bar = tqdm(total=seg["transitions"], initial=steps, desc=f"{cfg.env}-{cfg.tier} {seg['policy']}",
                    unit="step", disable=not progress)  # fmt: skip
-        sibling = _sibling(cfg, seg) if cfg.tier == "medium-expert" else None
+        sibling = _sibling(cfg, seg, env_kwargs, sac_config) if cfg.tier == "medium-expert" else None
         if seg["policy"] == "random":
             policy = UniformPolicy(env.action_space)
         else:
@@ -534,7 +540,7 @@ def _card(store, cfg, policies, references, restore, sac_config, run) -> dict[st
             normalized_score(cfg.env, returns, "ours", tuple(references["ours"]))
         )
     if policies:
-        card["sac"] = {"run_dir": str(run.root), "config": sac_config.to_dict(), "final_step": run.final_step,
+        card["sac"] = {"run_dir": str(run.root.resolve()), "config": sac_config.to_dict(), "final_step": run.final_step,
                        "expert_return": policies["expert"]["eval_return_mean"],
                        "medium_step": policies["medium"]["sac_step"],
                        "medium_return": policies["medium"]["eval_return_mean"],

@@ -215,7 +215,9 @@ class ActorEnvPolicy:
     def __call__(self, obs) -> np.ndarray:
         """``obs (O,)`` -> ``action (A,)`` float32 in env units."""
         p = next(self.actor.parameters())
-        x = torch.as_tensor(np.asarray(obs), dtype=p.dtype, device=p.device)[None]
+        x = torch.as_tensor(np.array(obs), dtype=p.dtype, device=p.device)[
+            None
+        ]  # a copy: obs may be read-only
         if self.stochastic:
             action, log_prob = self.actor.sample(x, self.generator)
             self.last_log_prob = float(log_prob[0])

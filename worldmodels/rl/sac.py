@@ -326,16 +326,18 @@ class SACRun:
         return EpisodeStore.open(self.root / "experience", verify=False)
 
 
-def _check_config(run_dir: Path, config: SACConfig) -> None:
-    """Write ``config.json``, or check it against ``config``; only ``total_steps`` may grow (extending a run
-    trains on exactly as an uninterrupted longer run would, because every run ends at an episode end)."""
-    path = run_dir / "config.json"
+def check_config(run_dir: str | os.PathLike, config: SACConfig, write: bool = False) -> None:
+    """Check ``<run_dir>/config.json`` against ``config`` (``ValueError`` naming the first differing field);
+    only ``total_steps`` may differ (a run extended to more steps trains exactly as an uninterrupted longer
+    run would, because every run ends at an episode end). ``write``: then record ``config``."""
+    path = Path(run_dir) / "config.json"
     if path.exists():
         have = json.loads(path.read_text())
         for key, want in config.to_dict().items():
             if key != "total_steps" and have.get(key) != want:
                 raise ValueError(f"{path}: field {key!r} is {have.get(key)!r}, this run asks for {want!r}")
-    atomic_write_text(path, json.dumps(config.to_dict(), indent=1))
+    if write:
+        atomic_write_text(path, json.dumps(config.to_dict(), indent=1))
 
 
 def train_sac(
@@ -359,7 +361,7 @@ def train_sac(
 
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    _check_config(run_dir, config)
+    check_config(run_dir, config, write=True)
     run = SACRun(run_dir)
     env, eval_env = make_env(config), make_env(config)
     obs_dim, action_dim = env.observation_space.shape[0], env.action_space.shape[0]
