@@ -28,6 +28,7 @@ Run directory (everything written atomically; a killed run resumes exactly)::
                                  is its prefix
     <run>/snapshots/step_XXXXXXXX/   the actor at each evaluation (a TanhGaussianActor directory)
     <run>/actor/                 the final actor
+    <run>/finished.json          the final step and the total_steps it reached (a finished run)
     <run>/evals.json             the evaluation history (return vs env steps)
 
 Exact resume: training episode ``i`` resets the env with seed ``seed * 10**7 + i``; all other randomness
