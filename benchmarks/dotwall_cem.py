@@ -5,7 +5,7 @@ plans with the *exact* dynamics of two worlds, so no world model is involved:
 
 * ``wall``: ``worldmodels/Wall-v0`` (our env: a disk agent, actions clamped to ``[-1, 1]``, 2.5 units per
   axis per step, sliding contacts; pairs from its ``sample_start_goal``), through
-  :class:`planners.oracle.WallOracleModel`;
+  :class:`worldmodels.models.oracle.WallOracleModel`;
 * ``dotwall``: DINO-WM's DotWall rules, re-implemented here from reading its code: a point agent moves by
   twice the action, unclamped; a step that crosses the wall (x = 29 and 35 outside the door 26 < y < 34),
   the door's top or bottom edge between the wall faces, or the border (4 and 60) ends at the crossing point
@@ -50,8 +50,8 @@ from torch import Tensor
 from planners import build_planner
 from planners.evaluate import wilson_interval
 from planners.mpc import MPC
-from planners.oracle import WallOracleModel
 from worldmodels.data.store import atomic_write_text
+from worldmodels.models.oracle import WallOracleModel
 
 FRAMESKIP = 5
 SHORT_BUDGET = 50  # the README protocol's Wall budget

@@ -1,7 +1,7 @@
 """How well can MPC+CEM do on Wall at all? CEM variants planned with the exact Wall dynamics.
 
 Every row plans the same start/goal pairs of ``worldmodels/Wall-v0`` with the oracle model
-(:class:`planners.oracle.WallOracleModel`: the env's own collision dynamics), so the success rate is the
+(:class:`worldmodels.models.oracle.WallOracleModel`: the env's own collision dynamics), so the success rate is the
 planner's and the protocol's ceiling, not a world model's. The first row is the README protocol (MPC+CEM,
 100 samples x 5 iterations, top-k 10, horizon 5, execute 2, budget 50 env steps); every other row changes
 one thing: DINO-WM's CEM shapes, longer budgets, DINO-WM's MPC (execute the whole plan), horizon and
@@ -36,9 +36,9 @@ from torch import Tensor
 from planners import build_planner
 from planners.base import PlanResult
 from planners.evaluate import evaluate
-from planners.oracle import WallOracleModel
 from worldmodels.api import CostFn
 from worldmodels.data.store import atomic_write_text
+from worldmodels.models.oracle import WallOracleModel
 
 ENV = "worldmodels/Wall-v0"
 BASE_CEM = {"samples": 100, "topk": 10, "iterations": 5}

@@ -122,10 +122,10 @@ def planner_kwargs(name: str, args: argparse.Namespace) -> dict[str, Any]:
 
 def load_model(path: str, env_id: str, device: str) -> Any:
     """Any saved world model directory (:func:`worldmodels.load_pretrained` picks the class from its
-    ``config.json``), or ``oracle``: the env's exact dynamics (:mod:`planners.oracle`)."""
-    from planners.oracle import oracle_model
+    ``config.json``), or ``oracle``: the env's exact dynamics (:mod:`worldmodels.models.oracle`)."""
     from worldmodels import load_pretrained
     from worldmodels.api import WorldModel
+    from worldmodels.models.oracle import oracle_model
 
     if path == "oracle":
         return oracle_model(env_id)

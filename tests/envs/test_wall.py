@@ -4,9 +4,20 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from worldmodels.envs import ScriptedPolicy
-from worldmodels.envs.wall import AGENT_RADIUS, ARENA, FIXED_LAYOUT, SUCCESS_DISTANCE, WallEnv, WallRandomEnv
+from worldmodels.envs.wall import (
+    AGENT_RADIUS,
+    ARENA,
+    BAND_HALF,
+    FIXED_LAYOUT,
+    SUCCESS_DISTANCE,
+    WallEnv,
+    WallRandomEnv,
+    is_free,
+    wall_step,
+)
 
 
 def reach_rate(env: WallEnv, n_pairs: int = 10) -> float:
@@ -102,7 +113,7 @@ def test_protocol_variants_speed_sliding_and_pair_margin() -> None:
     for seed in range(50):
         for pos in env.sample_start_goal(seed):
             assert lo <= pos.min() and pos.max() <= hi
-            assert abs(pos[0] - wall_x) >= env._band_half() + margin
+            assert abs(pos[0] - wall_x) >= BAND_HALF + margin
     np.testing.assert_array_equal(
         WallEnv(pair_margin=0.0).sample_start_goal(7), WallEnv().sample_start_goal(7)
     )
@@ -118,3 +129,33 @@ def test_largest_pair_margin_still_samples_every_random_layout() -> None:
     for seed in range(30):
         start, goal = env.sample_start_goal(seed)
         assert np.sign(start[0] - start[2]) == -np.sign(goal[0] - goal[2])
+
+
+def test_wall_step_hand_worked_moves_and_gradients() -> None:
+    """Free move: 4 sub-steps of ``action * 2.5 / 4``; pressed into the wall (band edge x = 32 - 4.5) it
+    slides along y; the gradient is ``max_step`` on a free axis and 0 on a blocked one."""
+    pos = torch.tensor([[16.0, 32.0], [25.0, 10.0], [27.5, 12.5]], dtype=torch.float64)
+    action = torch.tensor([[0.8, 0.4], [0.8, 0.8], [0.8, 0.8]], dtype=torch.float64, requires_grad=True)
+    out = wall_step(pos, action)
+    expected = [[18.0, 33.0], [27.0, 12.0], [27.5, 14.5]]
+    torch.testing.assert_close(out, torch.tensor(expected, dtype=torch.float64), rtol=0, atol=0)
+    (grad,) = torch.autograd.grad(out.sum(), action)
+    torch.testing.assert_close(grad, torch.tensor([[2.5, 2.5], [2.5, 2.5], [0.0, 2.5]], dtype=torch.float64))
+    np.testing.assert_array_equal(wall_step(pos.numpy(), action.detach().numpy()), out.detach().numpy())
+
+
+@pytest.mark.parametrize("variant", [{}, {"max_step": 5.0}, {"slide": False}])
+def test_wall_step_batch_equals_one_row_at_a_time(variant) -> None:
+    """One batch (torch, mostly through the sub-step tries: some row touches an obstacle) gives exactly the
+    env's numpy steps of one agent (mostly the all-free shortcut), in the fixed and a random layout."""
+    rng = np.random.default_rng(0)
+    for layout in (FIXED_LAYOUT, (24.0, 40.0, 11.0)):
+        pos = rng.uniform(AGENT_RADIUS, ARENA - AGENT_RADIUS, size=(400, 2))
+        pos = pos[is_free(pos, layout)][:256]
+        action = rng.normal(size=(256, 2)) * 1.2
+        for _ in range(5):
+            batch = wall_step(torch.from_numpy(pos), torch.from_numpy(action), layout, **variant).numpy()
+            rows = np.stack([wall_step(p, a, layout, **variant) for p, a in zip(pos, action)])
+            np.testing.assert_array_equal(batch, rows)
+            pos = rows
+        assert is_free(pos, layout).all()

@@ -17,8 +17,8 @@ from planners_testing import tiny_wall_latent_model
 import planners.cli
 from planners.cli import main
 from planners.evaluate import evaluate, wilson_interval
-from planners.oracle import WallOracleModel
 from worldmodels.envs.wall import SUCCESS_DISTANCE
+from worldmodels.models.oracle import WallOracleModel
 
 ENV = "worldmodels/Wall-v0"
 SMALL_CEM = {"samples": 100, "topk": 10, "iterations": 5}
@@ -115,35 +115,6 @@ def test_cli_oracle_model_plans_with_the_exact_dynamics(tmp_path, capsys):
     assert "--model oracle: no oracle model for --env worldmodels/Reacher-v0" in capsys.readouterr().err
 
 
-def test_pointmaze_oracle_rollout_is_the_real_env_and_survives_pickling():
-    import pickle
-
-    import gymnasium as gym
-
-    from planners.oracle import PointMazeOracleModel, oracle_model
-
-    model = oracle_model("worldmodels/PointMazeUMaze-v0")
-    assert isinstance(model, PointMazeOracleModel) and model.action_dim == 10
-    env = gym.make("worldmodels/PointMazeUMaze-v0").unwrapped
-    start, _ = env.sample_start_goal(3)
-    env.reset(seed=0)
-    env.set_state(start)
-    obs = {"proprio": torch.tensor(start, dtype=torch.float32)[None, None]}
-    actions = torch.rand(3, 2, 10, generator=torch.Generator().manual_seed(0)) * 2 - 1
-    pred = pickle.loads(pickle.dumps(model)).rollout(model.encode(obs), actions)  # a worker's copy
-    assert pred.proprio.shape == (3, 2, 4) and pred.visual.shape == (3, 2, 1, 2)
-    for i in range(3):  # candidate i replayed in the real env
-        env.set_state(start)
-        for h, step_actions in enumerate(model.to_env_actions(actions[i]).reshape(2, 5, 2)):
-            for a in step_actions:
-                env.step(a.numpy())
-            torch.testing.assert_close(pred.proprio[i, h], torch.tensor(env.get_state(), dtype=torch.float32))
-    assert not torch.equal(pred.proprio[0], pred.proprio[1])  # each candidate starts from the same state
-    frames = model.decode(pred)
-    assert frames.shape == (3, 2, 3, 64, 64) and 0.0 <= float(frames.min()) and float(frames.max()) <= 1.0
-    env.close()
-
-
 def test_cli_planner_kwargs_only_pass_given_flags():
     args = planners.cli._parser().parse_args(
         ["eval", "--model", "m", "--env", ENV, "--planner", "gd", "--iters", "7"]
@@ -202,28 +173,6 @@ def test_saved_pairs_are_not_reused_for_other_weights(tmp_path):
     with torch.no_grad():
         next(b.parameters()).add_(1e-3)
     assert _fingerprint(a) != _fingerprint(b)
-
-
-@pytest.mark.parametrize("variant", [{}, {"max_step": 5.0}, {"slide": False}])
-def test_wall_oracle_rollout_is_the_env_dynamics(variant):
-    """The oracle's vectorised collision dynamics match the env step for step, for each protocol variant."""
-    from worldmodels.envs.wall import WallEnv
-
-    env = WallEnv(**variant)
-    model = WallOracleModel(**variant)
-    gen = torch.Generator().manual_seed(0)
-    for seed in range(6):
-        start, _ = env.sample_start_goal(seed)
-        actions = (torch.rand(1, 4, model.action_dim, generator=gen) * 2.4 - 1.2).double()
-        obs, _ = env.reset(options={"state": start})
-        state = model.encode({"proprio": torch.as_tensor(obs["proprio"])[None, None]})
-        imagined = model.rollout(state, actions).proprio[0].double() * 64.0
-        real = []
-        for k, a in enumerate(model.to_env_actions(actions[0]).numpy()):
-            env.step(np.clip(a, -1, 1).astype(np.float32))
-            if (k + 1) % model.frameskip == 0:
-                real.append(env.get_state())
-        np.testing.assert_allclose(imagined.numpy(), np.array(real), atol=1e-4)
 
 
 def test_env_variants_are_recorded_and_reserved_keys_refused(tmp_path):

@@ -14,11 +14,15 @@ Action: ``[-1, 1]^2``, the displacement of one step in units of :data:`MAX_STEP`
 motion is split into 4 sub-steps; a sub-step that would hit the wall or leave the arena slides along the
 obstacle (keeps the free axis) or stops. Success (DINO-WM): distance to the goal below 4.5 on their
 65-unit arena, scaled to ours: ``4.5 * 64 / 65`` = 4.43 units.
+
+The dynamics are written once, in :func:`wall_step` (vectorised over a batch, numpy or torch): the env
+calls it with one agent, the exact-dynamics model :class:`worldmodels.models.oracle.WallOracleModel` with
+a batch of planning candidates (torch, so gradient planners can differentiate through it).
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 from gymnasium import spaces
@@ -32,6 +36,10 @@ MAX_STEP = 2.5
 N_SUBSTEPS = 4
 #: DINO-WM's 4.5 on a 65-unit arena, scaled to the 64-unit arena
 SUCCESS_DISTANCE = 4.5 * ARENA / 65.0
+#: half-width of the x-band where the agent centre touches the wall
+BAND_HALF = WALL_WIDTH / 2 + AGENT_RADIUS
+#: range of agent-centre coordinates inside the arena
+POS_LO, POS_HI = AGENT_RADIUS, ARENA - AGENT_RADIUS
 #: fixed layout of ``Wall-v0``: (wall_x, door_center, door_height)
 FIXED_LAYOUT = (32.0, 32.0, 12.0)
 #: ranges of the ``WallRandom-v0`` layout: wall_x, door_center, door_height
@@ -43,6 +51,70 @@ MAX_PAIR_MARGIN = 6.0
 BACKGROUND = np.array([0, 0, 0], np.uint8)
 WALL_COLOR = np.array([230, 230, 230], np.uint8)
 AGENT_COLOR = np.array([255, 60, 60], np.uint8)
+#: the moves a sub-step tries in order: the full move, then sliding along x, then along y
+SUBSTEP_TRIES = ((1.0, 1.0), (1.0, 0.0), (0.0, 1.0))
+
+#: ``(wall_x, door_center, door_height)``: a tuple or a ``(3,)`` array
+Layout = tuple[float, float, float] | np.ndarray
+
+
+def door_free(layout: Layout) -> tuple[float, float]:
+    """Interval of agent-centre y positions that pass through the door of ``(wall_x, door_center,
+    door_height)``."""
+    _, center, height = layout
+    return center - height / 2 + AGENT_RADIUS, center + height / 2 - AGENT_RADIUS
+
+
+def is_free(pos: Any, layout: Layout) -> Any:
+    """Whether agent centres ``pos (..., 2)`` (numpy or torch) inside the arena (``[POS_LO, POS_HI]^2``, which
+    every caller ensures: the moves are clipped to it, the samplers draw from it) are clear of the wall or
+    in its door: a bool array ``(...)``."""
+    door_lo, door_hi = door_free(layout)
+    x, y = pos[..., 0], pos[..., 1]
+    return (abs(x - layout[0]) >= BAND_HALF) | ((y >= door_lo) & (y <= door_hi))
+
+
+def _array_ops(a: Any) -> tuple[Any, Any, Any]:
+    """``(stack, where, const)`` of the library of ``a``: numpy, or torch for a tensor (torch is imported
+    only when a tensor comes in, so the env does not import it); ``const(values)`` is an array of ``a``'s
+    dtype and device."""
+    if isinstance(a, np.ndarray):
+        return np.array, np.where, lambda values: np.asarray(values, dtype=a.dtype)
+    import torch
+
+    return torch.stack, torch.where, a.new_tensor
+
+
+def wall_step(
+    pos: Any, action: Any, layout: Layout = FIXED_LAYOUT, *, max_step: float = MAX_STEP, slide: bool = True
+) -> Any:
+    """One env step of the Wall dynamics for a batch: agent centres ``pos (..., 2)`` and actions
+    ``action (..., 2)`` (clipped to ``[-1, 1]``), both numpy arrays or both torch tensors of one dtype, in
+    the layout ``(wall_x, door_center, door_height)`` shared by the batch -> next centres ``(..., 2)``.
+
+    The displacement ``action * max_step`` is taken in :data:`N_SUBSTEPS` equal sub-steps; each moves to
+    the first free position (:func:`is_free`) among :data:`SUBSTEP_TRIES` clipped to the arena (with
+    ``slide=False`` only the full move) or stays. Most steps touch nothing: when the full move of every
+    sub-step is free for every row, those moves are the result and the other tries are never built (the
+    same numbers and gradients as the loop, which runs otherwise). Gradients flow through the moves taken.
+    """
+    stack, where, const = _array_ops(pos)
+    delta = action.clip(-1.0, 1.0) * max_step / N_SUBSTEPS
+    path = [(pos + delta).clip(POS_LO, POS_HI)]
+    for _ in range(N_SUBSTEPS - 1):
+        path.append((path[-1] + delta).clip(POS_LO, POS_HI))
+    if is_free(stack(path), layout).all():
+        return path[-1]
+    tries = const(SUBSTEP_TRIES if slide else SUBSTEP_TRIES[:1])  # (K, 2)
+    moves = delta[..., None, :] * tries  # (..., K, 2)
+    for _ in range(N_SUBSTEPS):
+        cand = (pos[..., None, :] + moves).clip(POS_LO, POS_HI)
+        free = is_free(cand, layout)
+        moved = pos
+        for k in reversed(range(len(tries))):  # the first free try wins
+            moved = where(free[..., k, None], cand[..., k, :], moved)
+        pos = moved
+    return pos
 
 
 class WallEnv(VisualGoalEnv):
@@ -89,49 +161,19 @@ class WallEnv(VisualGoalEnv):
         self._background_cache: dict[tuple[float, ...], np.ndarray] = {}
 
     # ------------------------------------------------------------------ geometry
-    def _band_half(self) -> float:
-        return WALL_WIDTH / 2 + AGENT_RADIUS
-
-    def _door_free(self, layout: np.ndarray) -> tuple[float, float]:
-        """Interval of agent-centre y positions that pass through the door."""
-        _, center, height = layout
-        return center - height / 2 + AGENT_RADIUS, center + height / 2 - AGENT_RADIUS
-
     def _in_band(self, pos: np.ndarray, layout: np.ndarray, margin: float = 0.0) -> bool:
         """Whether the agent centre is within ``margin`` of the x-band where it touches the wall."""
-        return abs(pos[0] - layout[0]) < self._band_half() + margin
-
-    def _is_free(self, pos: np.ndarray, layout: np.ndarray) -> bool:
-        lo, hi = AGENT_RADIUS, ARENA - AGENT_RADIUS
-        if not (lo <= pos[0] <= hi and lo <= pos[1] <= hi):
-            return False
-        if not self._in_band(pos, layout):
-            return True
-        door_lo, door_hi = self._door_free(layout)
-        return door_lo <= pos[1] <= door_hi
-
-    def _move(self, pos: np.ndarray, action: np.ndarray, layout: np.ndarray) -> np.ndarray:
-        delta = action.astype(np.float64) * self.max_step / N_SUBSTEPS
-        lo, hi = AGENT_RADIUS, ARENA - AGENT_RADIUS
-        pos = pos.copy()
-        tries = (1.0, 1.0), (1.0, 0.0), (0.0, 1.0)
-        for _ in range(N_SUBSTEPS):
-            for mask in tries if self.slide else tries[:1]:
-                cand = np.clip(pos + delta * mask, lo, hi)
-                if self._is_free(cand, layout):
-                    pos = cand
-                    break
-        return pos
+        return abs(pos[0] - layout[0]) < BAND_HALF + margin
 
     def _sample_free(
         self, rng: np.random.Generator, layout: np.ndarray, side: int = 0, margin: float = 0.0
     ) -> np.ndarray:
         """Uniform free position; ``side`` -1 / +1 restricts to left / right of the wall (outside the door),
         at least ``margin`` from the border and from the wall's band."""
-        lo, hi = AGENT_RADIUS + margin, ARENA - AGENT_RADIUS - margin
+        lo, hi = POS_LO + margin, POS_HI - margin
         while True:
             pos = rng.uniform(lo, hi, size=2)
-            if not self._is_free(pos, layout):
+            if not is_free(pos, layout):
                 continue
             if side == 0 or (not self._in_band(pos, layout, margin) and np.sign(pos[0] - layout[0]) == side):
                 return pos
@@ -166,7 +208,13 @@ class WallEnv(VisualGoalEnv):
         self._pos = self._sample_free(self.np_random, self._layout)
 
     def _apply_action(self, action: np.ndarray) -> None:
-        self._pos = self._move(self._pos, action, self._layout)
+        self._pos = wall_step(
+            self._pos,
+            action.astype(np.float64),
+            self._layout,
+            max_step=self.max_step,
+            slide=self.slide,
+        )
 
     def _background(self) -> np.ndarray:
         key = tuple(self._layout.tolist())
@@ -208,14 +256,14 @@ class WallEnv(VisualGoalEnv):
     def _expert_target(self, pos: np.ndarray, goal: np.ndarray) -> np.ndarray:
         layout = self._layout
         wall_x, center, _ = layout
-        exit_dx = self._band_half() + 1.0
+        exit_dx = BAND_HALF + 1.0
         pos_band, goal_band = self._in_band(pos, layout), self._in_band(goal, layout)
         same_side = not pos_band and not goal_band and np.sign(pos[0] - wall_x) == np.sign(goal[0] - wall_x)
         if same_side or (pos_band and goal_band):
             return goal
         if pos_band:
             return np.array([wall_x + np.sign(goal[0] - wall_x) * exit_dx, center])
-        door_lo, door_hi = self._door_free(layout)
+        door_lo, door_hi = door_free(layout)
         if door_lo + 0.5 <= pos[1] <= door_hi - 0.5:
             return goal if goal_band else np.array([wall_x + np.sign(goal[0] - wall_x) * exit_dx, center])
         return np.array([wall_x + np.sign(pos[0] - wall_x) * exit_dx, center])

@@ -1,6 +1,10 @@
 """Exact-dynamics ("oracle") world models: planning with them isolates the planner and objective from
 model error. ``planners eval --model oracle --env ID`` plans with :class:`WallOracleModel` (Wall-v0) or
-:class:`PointMazeOracleModel` (the PointMaze envs), see :func:`oracle_model`."""
+:class:`PointMazeOracleModel` (the PointMaze envs), see :func:`oracle_model`.
+
+Neither re-implements its env: :class:`WallOracleModel` calls the env's own vectorised step
+(:func:`worldmodels.envs.wall.wall_step`) on the batch of candidates, :class:`PointMazeOracleModel` steps
+the env's MuJoCo point."""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from worldmodels.envs.wall import AGENT_RADIUS, ARENA, FIXED_LAYOUT, MAX_STEP, N_SUBSTEPS, WALL_WIDTH
+from worldmodels.envs.wall import AGENT_RADIUS, FIXED_LAYOUT, MAX_STEP, wall_step
 
 #: env ids with an oracle model, for ``planners eval --model oracle``
 ORACLE_ENVS = ("worldmodels/Wall-v0", "worldmodels/PointMazeUMaze-v0", "worldmodels/PointMazeMedium-v0")
@@ -47,29 +51,9 @@ class WallOracleModel:
         return PositionState(x[:, :, None], x)
 
     def env_step(self, pos: Tensor, action: Tensor) -> Tensor:
-        """One env step for a batch: agent centres ``pos (B, 2)`` and env actions ``action (B, 2)``
-        (clamped to ``[-1, 1]``), the env's collision rules."""
-        wall_x, center, height = FIXED_LAYOUT
-        lo, hi = AGENT_RADIUS, ARENA - AGENT_RADIUS
-        door_lo, door_hi = center - height / 2 + AGENT_RADIUS, center + height / 2 - AGENT_RADIUS
-
-        def free(p: Tensor) -> Tensor:
-            out_band = (p[:, 0] - wall_x).abs() >= WALL_WIDTH / 2 + AGENT_RADIUS
-            in_door = (p[:, 1] >= door_lo) & (p[:, 1] <= door_hi)
-            return out_band | in_door
-
-        delta = action.clamp(-1, 1) * self.max_step / N_SUBSTEPS
-        tries = torch.tensor([[1.0, 1.0], [1.0, 0.0], [0.0, 1.0]])
-        for _ in range(N_SUBSTEPS):
-            moved = pos
-            done = torch.zeros(pos.shape[0], dtype=torch.bool)
-            for mask in tries if self.slide else tries[:1]:
-                cand = (pos + delta * mask).clamp(lo, hi)
-                take = free(cand) & ~done
-                moved = torch.where(take[:, None], cand, moved)
-                done = done | take
-            pos = moved
-        return pos
+        """One env step for a batch: agent centres ``pos (B, 2)`` and env actions ``action (B, 2)`` (clamped
+        to ``[-1, 1]``) -> ``(B, 2)``, by the env's own :func:`~worldmodels.envs.wall.wall_step`."""
+        return wall_step(pos, action, FIXED_LAYOUT, max_step=self.max_step, slide=self.slide)
 
     def rollout(self, state: PositionState, actions: Tensor) -> PositionState:
         b, horizon, _ = actions.shape
