@@ -1,8 +1,8 @@
 """How well can MPC+CEM do on Wall at all? CEM variants planned with the exact Wall dynamics.
 
 Every row plans the same start/goal pairs of ``worldmodels/Wall-v0`` with the oracle model
-(:class:`worldmodels.models.oracle.WallOracleModel`: the env's own collision dynamics), so the success rate is the
-planner's and the protocol's ceiling, not a world model's. The first row is the README protocol (MPC+CEM,
+(:class:`worldmodels.models.oracle.WallOracleModel`: the env's own collision dynamics), so the success rate
+is the planner's and the protocol's ceiling, not a world model's. The first row is the README protocol (MPC+CEM,
 100 samples x 5 iterations, top-k 10, horizon 5, execute 2, budget 50 env steps); every other row changes
 one thing: DINO-WM's CEM shapes, longer budgets, DINO-WM's MPC (execute the whole plan), horizon and
 objective, initial std, coloured noise, actions held over the frameskip, three env variants that move
@@ -12,11 +12,14 @@ seen instead of the final mean; ``refit_unclamped``: refit to the elites before 
 and with noise coloured along env time. The last row is the reference: MPC+iCEM with noise coloured along
 env time.
 
-    python benchmarks/wall_cem_ceiling.py                 # all rows, about 30 min on 2 cores
-    python benchmarks/wall_cem_ceiling.py --only base,step_5
-    python benchmarks/wall_cem_ceiling.py --seed 1000 --only base,best_unclamped   # other pairs
+    python experiments/wall_cem_ceiling/wall_cem_ceiling.py          # all rows, about 30 min on 2 cores
+    python experiments/wall_cem_ceiling/wall_cem_ceiling.py --only base,step_5
+    python experiments/wall_cem_ceiling/wall_cem_ceiling.py --seed 1000 --only base,best_unclamped   # other pairs
 
-Each row's pairs are saved under ``--runs`` as they finish, so an interrupted run resumes where it stopped.
+Each row's pairs are saved under ``--runs`` (git-ignored ``runs/``: every pair's result, videos off) as
+they finish, so an interrupted run resumes where it stopped; each finished row's summary (success rate,
+95 % interval, seconds per plan, failed pairs) is merged into ``--out``, one line per row
+(JSON lines; ``experiments/wall_cem_ceiling/results_seed{0,1000,2000}.jsonl`` are committed).
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from planners import build_planner
 from planners.base import PlanResult
 from planners.evaluate import evaluate
 from worldmodels.api import CostFn
-from worldmodels.data.store import atomic_write_text
+from worldmodels.io import atomic_write_text
 from worldmodels.models.oracle import WallOracleModel
 
 ENV = "worldmodels/Wall-v0"
@@ -151,7 +154,7 @@ def run_variant(v: Variant, pairs: int, workers: int, runs: Path, seed: int = 0)
         workers=workers, planner_kwargs=None if v.held else v.planner_kwargs, env_kwargs=env or None, **kwargs,
     )  # fmt: skip
     return {
-        "name": v.name, "change": v.change, "planner": v.planner, "planner_kwargs": v.planner_kwargs,
+        "name": v.name, "change": v.change, "pairs": pairs, "seed": seed, "planner": v.planner, "planner_kwargs": v.planner_kwargs,
         "held": v.held, "eval_kwargs": v.eval_kwargs, "env_kwargs": env, "success_rate": result.success_rate,
         "ci95": list(result.ci95), "plan_time_per_step_s": result.plan_time_per_step_s,
         "failed_pairs": [p.index for p in result.pairs if not p.success], "wall_s": time.perf_counter() - t0,
@@ -179,14 +182,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0, help="pair i is sample_start_goal(seed + i) (default: 0)")
     p.add_argument("--workers", type=int, default=2, help="processes per row (default: 2)")
     p.add_argument("--only", default=None, help="comma-separated row names (default: every row)")
-    p.add_argument("--runs", type=Path, default=None, help="per-row results (default: runs/bench/...)")
     p.add_argument(
-        "--out", type=Path, default=None, help="default: benchmarks/results/wall_cem_ceiling[_seedN].json"
+        "--runs",
+        type=Path,
+        default=None,
+        help="per-pair results (default: runs/experiments/wall_cem_ceiling_seedN)",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="summary (default: experiments/wall_cem_ceiling/results_seedN.jsonl)",
     )
     args = p.parse_args(argv)
-    suffix = f"_seed{args.seed}" if args.seed else ""
-    args.runs = args.runs or Path(f"runs/bench/wall_cem_ceiling{suffix}")
-    args.out = args.out or Path(f"benchmarks/results/wall_cem_ceiling{suffix}.json")
+    args.runs = args.runs or Path(f"runs/experiments/wall_cem_ceiling_seed{args.seed}")
+    args.out = args.out or Path(f"experiments/wall_cem_ceiling/results_seed{args.seed}.jsonl")
     todo = variants()
     if args.only:
         names = {v.name for v in todo}
@@ -198,21 +208,19 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     order = [v.name for v in variants()]
     rows: list[dict[str, Any]] = []
-    if args.only and args.out.exists():  # keep the other rows of an earlier full run with the same pairs
-        earlier = json.loads(args.out.read_text())
-        if earlier.get("pairs") == args.pairs and earlier.get("seed", 0) == args.seed:
-            rows = [
-                r for r in earlier["rows"] if r["name"] in order and r["name"] not in args.only.split(",")
-            ]
+    if args.only and args.out.exists():  # keep the other rows of an earlier run with the same pairs
+        earlier = [json.loads(line) for line in args.out.read_text().splitlines()]
+        rows = [
+            r for r in earlier
+            if r["pairs"] == args.pairs and r["seed"] == args.seed and r["name"] in order
+            and r["name"] not in args.only.split(",")
+        ]  # fmt: skip
     for i, v in enumerate(todo):
         print(f"[{i + 1}/{len(todo)}] {v.name}: {v.change}", file=sys.stderr, flush=True)
         row = run_variant(v, args.pairs, args.workers, args.runs, args.seed)
         print(f"  success {row['success_rate']:.2f}", file=sys.stderr, flush=True)
         rows = sorted([*rows, row], key=lambda r: order.index(r["name"]))
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(
-            args.out, json.dumps({"env": ENV, "pairs": args.pairs, "seed": args.seed, "rows": rows}, indent=1)
-        )
+        atomic_write_text(args.out, "".join(json.dumps(r) + "\n" for r in rows))
     print(table(rows))
     return 0
 

@@ -4,8 +4,8 @@ DINO-WM reports MPC+CEM 0.96 on its Wall task (the DotWall environment of its pu
 plans with the *exact* dynamics of two worlds, so no world model is involved:
 
 * ``wall``: ``worldmodels/Wall-v0`` (our env: a disk agent, actions clamped to ``[-1, 1]``, 2.5 units per
-  axis per step, sliding contacts; pairs from its ``sample_start_goal``), through
-  :class:`worldmodels.models.oracle.WallOracleModel`;
+  axis per step, sliding contacts; pairs from its ``sample_start_goal``), stepped by the env's own
+  :func:`worldmodels.envs.wall.wall_step`;
 * ``dotwall``: DINO-WM's DotWall rules, re-implemented here from reading its code: a point agent moves by
   twice the action, unclamped; a step that crosses the wall (x = 29 and 35 outside the door 26 < y < 34),
   the door's top or bottom edge between the wall faces, or the border (4 and 60) ends at the crossing point
@@ -22,12 +22,15 @@ table gives the success rate within 50 env steps and within the budget. ``check:
 only at the end of each executed chunk, as DINO-WM's MPC evaluator does. Two rows add CEM's options that
 depart from DINO-WM (``return_best``, ``refit_unclamped``; on DotWall's unclamped actions only the first acts).
 
-    python benchmarks/dotwall_cem.py                     # every row, 200 pairs per world, ~11 min on 2 cores
-    python benchmarks/dotwall_cem.py --only readme --pairs 50
-    python benchmarks/dotwall_cem.py --only dinowm --worlds dotwall --budget 1000 --out /tmp/dw1000.json
+    python experiments/dotwall/dotwall_cem.py            # every row, 200 pairs per world, ~11 min on 2 cores
+    python experiments/dotwall/dotwall_cem.py --only readme --pairs 50
+    python experiments/dotwall/dotwall_cem.py --only dinowm --worlds dotwall --budget 1000 --out /tmp/dw1000.jsonl
 
-Rows are written to ``--out`` as they finish (markdown table printed at the end), so an interrupted run
-resumes with ``--only`` for the rows still missing.
+As each row finishes, its summary (success rates with 95 % intervals, seconds per plan) is merged into
+``--out`` (JSON lines, one row per line; ``experiments/dotwall/results.jsonl`` is committed) and its full record (each
+pair's first successful env step, the failed pairs) is written to ``--runs`` (git-ignored ``runs/``); the
+markdown table is printed at the end, so an interrupted run resumes with ``--only`` for the rows still
+missing.
 """
 
 from __future__ import annotations
@@ -50,8 +53,7 @@ from torch import Tensor
 from planners import build_planner
 from planners.evaluate import wilson_interval
 from planners.mpc import MPC
-from worldmodels.data.store import atomic_write_text
-from worldmodels.models.oracle import WallOracleModel
+from worldmodels.io import atomic_write_text
 
 FRAMESKIP = 5
 SHORT_BUDGET = 50  # the README protocol's Wall budget
@@ -152,16 +154,15 @@ def _wall_world() -> World:
     import gymnasium as gym
 
     import worldmodels.envs  # noqa: F401  (registers the ids)
-    from worldmodels.envs.wall import SUCCESS_DISTANCE
+    from worldmodels.envs.wall import SUCCESS_DISTANCE, wall_step
 
-    model = WallOracleModel(frameskip=FRAMESKIP)
     env = gym.make("worldmodels/Wall-v0").unwrapped
 
     def pair(seed: int) -> tuple[np.ndarray, np.ndarray]:
         start, goal = env.sample_start_goal(seed)
         return start[:2], goal[:2]
 
-    return World("wall", model.env_step, pair, SUCCESS_DISTANCE, 1.0)
+    return World("wall", wall_step, pair, SUCCESS_DISTANCE, 1.0)
 
 
 def _dotwall_world() -> World:
@@ -253,6 +254,7 @@ def run_pair(world_name: str, row: Row, seed: int, budget: int) -> tuple[int | N
 
 
 def run_row(world: str, row: Row, pairs: int, workers: int, budget: int) -> dict[str, Any]:
+    """Every pair of one row in one world: the summary fields plus each pair's first successful env step."""
     t0 = time.perf_counter()
     seeds = list(range(pairs))
     with ProcessPoolExecutor(workers) as pool:
@@ -265,11 +267,15 @@ def run_row(world: str, row: Row, pairs: int, workers: int, budget: int) -> dict
     return {
         "world": world, "name": row.name, "change": row.change, "planner": row.planner,
         "planner_kwargs": row.planner_kwargs, "execute": row.execute, "check": row.check, "pairs": pairs,
-        "budget": budget,
-        "success": success, "first_success_step": hits,
+        "budget": budget, "success": success,
         "plan_time_s": sum(t for _, t, _ in out) / max(1, sum(n for _, _, n in out)),
-        "failed_pairs": [s for s, h in zip(seeds, hits) if h is None], "wall_s": time.perf_counter() - t0,
+        "wall_s": time.perf_counter() - t0,
+        "first_success_step": hits, "failed_pairs": [s for s, h in zip(seeds, hits) if h is None],
     }  # fmt: skip
+
+
+#: the per-pair fields of a row, written under ``--runs`` only
+PER_PAIR = ("first_success_step", "failed_pairs")
 
 
 def table(results: list[dict[str, Any]]) -> str:
@@ -296,7 +302,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=2, help="processes (default: 2)")
     p.add_argument("--only", default=None, help="comma-separated row names (default: every row)")
     p.add_argument("--worlds", default="wall,dotwall", help="comma-separated worlds (default: wall,dotwall)")
-    p.add_argument("--out", type=Path, default=Path("benchmarks/results/dotwall_cem.json"))
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path("experiments/dotwall/results.jsonl"),
+        help="summary, one line per row (default: experiments/dotwall/results.jsonl)",
+    )
+    p.add_argument(
+        "--runs",
+        type=Path,
+        default=Path("runs/experiments/dotwall"),
+        help="full per-row records (default: runs/experiments/dotwall)",
+    )
     args = p.parse_args(argv)
     if args.pairs < 1:
         p.error(f"--pairs {args.pairs}: must be >= 1")
@@ -316,9 +333,9 @@ def main(argv: list[str] | None = None) -> int:
 
     results: list[dict[str, Any]] = []
     if args.out.exists():  # keep the other rows of an earlier run with the same pairs and budget
-        earlier = json.loads(args.out.read_text())
+        earlier = [json.loads(line) for line in args.out.read_text().splitlines()]
         results = [
-            r for r in earlier.get("rows", [])
+            r for r in earlier
             if r.get("pairs") == args.pairs and r.get("budget") == args.budget and r["name"] in names
             and not (r["name"] in wanted and r["world"] in worlds)
         ]  # fmt: skip
@@ -329,9 +346,13 @@ def main(argv: list[str] | None = None) -> int:
         short, full = res["success"][str(SHORT_BUDGET)]["rate"], res["success"][str(args.budget)]["rate"]
         print(f"  success within {SHORT_BUDGET} / {args.budget} env steps: {short:.2f} / {full:.2f} "
               f"({res['wall_s']:.0f} s)", file=sys.stderr, flush=True)  # fmt: skip
-        results = sorted([*results, res], key=key)
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(args.out, json.dumps({"rows": results}, indent=1))
+        atomic_write_text(
+            args.runs / f"{world}_{row.name}_pairs{args.pairs}_budget{args.budget}.json",
+            json.dumps(res, indent=1),
+        )
+        summary = {k: v for k, v in res.items() if k not in PER_PAIR}
+        results = sorted([*results, summary], key=key)
+        atomic_write_text(args.out, "".join(json.dumps(r) + "\n" for r in results))
     print(table(results))
     return 0
 

@@ -1,28 +1,18 @@
-"""benchmarks/dotwall_cem.py: our re-implementation of DINO-WM's DotWall rules, checked against transitions
-worked out by hand from the rules, and the benchmark's run end to end on a few pairs."""
+"""experiments/dotwall/dotwall_cem.py: our re-implementation of DINO-WM's DotWall rules, checked against
+transitions worked out by hand from the rules, and the experiment's run end to end on a few pairs."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "dotwall_cem.py"
-
 
 @pytest.fixture(scope="module")
-def dw():
-    spec = importlib.util.spec_from_file_location("dotwall_cem", PATH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["dotwall_cem"] = module  # the process pool pickles its functions by module name
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop("dotwall_cem", None)
+def dw(experiment):
+    return experiment("dotwall", "dotwall_cem")
 
 
 @pytest.mark.parametrize(
@@ -68,25 +58,32 @@ def test_dotwall_pairs_are_on_opposite_sides_within_dinowm_padding(dw):
     assert sides == {True, False}  # both travel directions occur
 
 
-def test_benchmark_runs_both_worlds_and_resumes(dw, tmp_path):
-    out = tmp_path / "dw.json"
-    assert dw.main(["--pairs", "3", "--only", "readme", "--workers", "1", "--out", str(out)]) == 0
-    rows = json.loads(out.read_text())["rows"]
+def read_rows(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_experiment_runs_both_worlds_and_resumes(dw, tmp_path):
+    """One summary line per row and world in ``--out``; the pairs' first successful steps under ``--runs``."""
+    out, runs = tmp_path / "dw.jsonl", tmp_path / "runs"
+    args = ["--pairs", "3", "--workers", "1", "--out", str(out), "--runs", str(runs)]
+    assert dw.main([*args, "--only", "readme"]) == 0
+    rows = read_rows(out)
     assert [(r["world"], r["name"]) for r in rows] == [("wall", "readme"), ("dotwall", "readme")]
     for r in rows:
-        assert len(r["first_success_step"]) == 3
-        hits = [h for h in r["first_success_step"] if h is not None]
+        assert "first_success_step" not in r
+        full = json.loads((runs / f"{r['world']}_readme_pairs3_budget250.json").read_text())
+        assert len(full["first_success_step"]) == 3
+        hits = [h for h in full["first_success_step"] if h is not None]
         assert all(1 <= h <= 250 for h in hits)
-        assert r["success"]["250"]["rate"] == len(hits) / 3
+        assert r["success"]["250"]["rate"] == full["success"]["250"]["rate"] == len(hits) / 3
         assert r["success"]["50"]["rate"] <= r["success"]["250"]["rate"]
     # a second row keeps the first one's results
-    assert dw.main(["--pairs", "3", "--only", "icem_sub5", "--worlds", "dotwall", "--workers", "1",
-                    "--out", str(out)]) == 0  # fmt: skip
-    names = [(r["world"], r["name"]) for r in json.loads(out.read_text())["rows"]]
+    assert dw.main([*args, "--only", "icem_sub5", "--worlds", "dotwall"]) == 0
+    names = [(r["world"], r["name"]) for r in read_rows(out)]
     assert names == [("wall", "readme"), ("dotwall", "readme"), ("dotwall", "icem_sub5")]
 
 
-def test_benchmark_rejects_unknown_rows_worlds_and_budgets(dw, capsys):
+def test_experiment_rejects_unknown_rows_worlds_and_budgets(dw, capsys):
     with pytest.raises(SystemExit):
         dw.main(["--only", "nope"])
     assert "unknown rows ['nope']" in capsys.readouterr().err

@@ -11,7 +11,10 @@ the pair's goal (on the other side of the wall, so the real agent ends pressed a
 happens to pass the door) for ``--horizon`` model steps. It reports how often the imagined agent ends on the
 goal's side while the real one does not (a *leak* through the wall) and the final position error.
 
-    python benchmarks/rollout_error.py runs/wall/fit/model [OTHER_MODEL ...] [--starts 100]
+    python experiments/rollout_error/rollout_error.py runs/wall/fit/model [OTHER_MODEL ...] [--starts 100]
+
+The table is printed and its numbers are written to ``--out`` (default:
+``experiments/rollout_error/results.json``, atomically).
 """
 
 from __future__ import annotations
@@ -27,7 +30,9 @@ import torch
 
 import worldmodels.envs  # noqa: F401  (registers the ids)
 from planners.evaluate import to_model_obs
+from worldmodels import load_pretrained
 from worldmodels.envs.wall import FIXED_LAYOUT
+from worldmodels.io import atomic_write_text
 from worldmodels.models.latent_world_model import LatentWorldModel
 
 ENV = "worldmodels/Wall-v0"
@@ -92,12 +97,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--starts", type=int, default=100)
     p.add_argument("--horizon", type=int, default=5, help="model steps (x frameskip env steps)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path, default=Path("benchmarks/results/rollout_error.json"))
+    p.add_argument("--out", type=Path, default=Path("experiments/rollout_error/results.json"))
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     rows = {}
     for path in args.models:
-        model = LatentWorldModel.from_pretrained(path)
+        model = load_pretrained(path)
+        if not isinstance(model, LatentWorldModel):
+            p.error(f"{path}: a {type(model).__name__}, expected a LatentWorldModel (its proprio statistics)")
         err = rollout_errors(model, args.starts, args.horizon, args.seed)
         leaks, push_err = wall_push_errors(model, args.starts, args.horizon)
         rows[path] = {
@@ -120,10 +127,9 @@ def main(argv: list[str] | None = None) -> int:
             f"| {r['wall_push_leak_rate']:.2f} | {r['wall_push_final_mean']:.2f} "
             f"| {r['wall_push_final_median']:.2f} |"
         )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"starts": args.starts, "horizon": args.horizon, "models": rows}, indent=1))
-    tmp.replace(args.out)
+    atomic_write_text(
+        args.out, json.dumps({"starts": args.starts, "horizon": args.horizon, "models": rows}, indent=1)
+    )
     print(f"\nwrote {args.out}")
     return 0
 
