@@ -38,7 +38,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 import psutil
 
 from worldmodels.data.collect import collect
-from worldmodels.data.store import atomic_write_text
+from worldmodels.io import atomic_write_text
 
 ENVS = (
     "worldmodels/Wall-v0",

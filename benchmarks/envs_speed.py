@@ -18,7 +18,6 @@ import json
 import os
 import platform
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -32,6 +31,7 @@ from PIL import Image
 
 from worldmodels.envs import ENV_IDS, ScriptedPolicy
 from worldmodels.envs.cli import _available
+from worldmodels.io import atomic_write_text
 
 #: our MuJoCo-rendered envs -> gymnasium's stock env of the same scene (for the 480 px + resize baseline)
 STOCK_ENVS = {
@@ -122,15 +122,6 @@ def write_figure(env_id: str, path: Path, size: int, seed: int) -> None:
     imageio.imwrite(path, image)
 
 
-def write_json(path: Path, payload: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".json", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(payload, f, indent=2)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-
-
 def fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:,.0f}"
 
@@ -174,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "envs": results,
     }
-    write_json(args.out, payload)
+    atomic_write_text(args.out, json.dumps(payload, indent=2))
     print(f"\nwrote {args.out}")
     if args.figures:
         for env_id in env_ids:

@@ -48,6 +48,7 @@ from worldmodels.data.store import EpisodeStore
 from worldmodels.encoders import build_encoder
 from worldmodels.encoders.cache import build_feature_cache, cache_key
 from worldmodels.encoders.conv_ae import ConvAEEncoder
+from worldmodels.io import atomic_write_text
 from worldmodels.models.latent_predictor import LatentPredictor
 from worldmodels.training.latent_module import LatentWorldModelModule
 
@@ -229,10 +230,7 @@ def main(argv: list[str] | None = None) -> int:
         rss, fit_s = fit_peak_rss(data, enc_dir, args.fit_steps, tmp / "fit_rss")
         res["wall_fit"] = {"steps": args.fit_steps, "peak_rss_gib": rss, "wall_s": fit_s}
 
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp_out = args.out.with_suffix(".json.tmp")
-    tmp_out.write_text(json.dumps(res, indent=1))
-    os.replace(tmp_out, args.out)
+    atomic_write_text(args.out, json.dumps(res, indent=1))
     print(table(res))
     print(f"\nwrote {args.out}")
     return 0

@@ -44,6 +44,7 @@ import torch
 from planners import build_planner
 from planners.objectives import GoalDistance, amp_dtype, float32_state, make_cost_fn
 from worldmodels.devices import resolve_device
+from worldmodels.io import atomic_write_text
 
 RESULTS = Path(__file__).resolve().parent / "results" / "planning_bench.json"
 
@@ -333,10 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     if cuda:
         print(f"peak GPU memory allocated during each re-plan (GiB): {gpu_peaks}")
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps(summary, indent=1))
-    os.replace(tmp, out)
+    atomic_write_text(out, json.dumps(summary, indent=1))
     print(f"wrote {out}")
     return 0
 

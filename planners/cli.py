@@ -14,6 +14,10 @@ import sys
 from typing import Any
 
 from planners import PLANNERS
+from planners.evaluate import EvalOptions, evaluate
+
+#: the flags' defaults are the Python API's
+DEFAULTS = EvalOptions()
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -29,11 +33,16 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--env", required=True, help="env id, e.g. worldmodels/Wall-v0")
     e.add_argument("--planner", default="cem", choices=PLANNERS)
     e.add_argument("--mpc", action="store_true", help="re-plan every --execute model steps (else open loop)")
-    e.add_argument("--pairs", type=int, default=50, help="start/goal pairs (default: 50)")
-    e.add_argument("--seed", type=int, default=0, help="pair i uses sample_start_goal(seed + i) (default: 0)")
-    e.add_argument("--out", default=None, help="directory for results.json, videos and plot.png")
-    e.add_argument("--horizon", type=int, default=5, help="planning horizon in model steps (default: 5)")
-    e.add_argument("--execute", type=int, default=1, help="MPC: model steps executed per plan (default: 1)")
+    e.add_argument(
+        "--pairs", type=int, default=DEFAULTS.pairs, help="start/goal pairs (default: %(default)s)"
+    )
+    e.add_argument("--seed", type=int, default=DEFAULTS.seed,
+                   help="pair i uses sample_start_goal(seed + i) (default: %(default)s)")  # fmt: skip
+    e.add_argument("--out", default=DEFAULTS.out, help="directory for results.json, videos and plot.png")
+    e.add_argument("--horizon", type=int, default=DEFAULTS.horizon,
+                   help="planning horizon in model steps (default: %(default)s)")  # fmt: skip
+    e.add_argument("--execute", type=int, default=DEFAULTS.execute,
+                   help="MPC: model steps executed per plan (default: %(default)s)")  # fmt: skip
     e.add_argument("--samples", type=int, default=None, help="cem/icem/mppi: samples per iteration (300)")
     e.add_argument("--topk", type=int, default=None, help="cem/icem: elites (30)")
     e.add_argument(
@@ -66,32 +75,26 @@ def _parser() -> argparse.ArgumentParser:
     )
     e.add_argument("--gd-steps", type=int, default=None, help="gd: optimisation steps (same as --iters)")
     e.add_argument("--gd-lr", type=float, default=None, help="gd: learning rate")
+    e.add_argument("--alpha", type=float, default=DEFAULTS.alpha,
+                   help="proprio weight (DINO-WM: 1 Wall/PushT, 0 PointMaze; default: %(default)s)")  # fmt: skip
+    e.add_argument("--objective", default=DEFAULTS.objective_mode, choices=("last", "all"),
+                   help="goal distance on the last / all frames (default: %(default)s)")  # fmt: skip
+    e.add_argument("--chunk-size", type=int, default=DEFAULTS.chunk_size,
+                   help="candidates per model call (bounds memory; default: %(default)s)")  # fmt: skip
+    e.add_argument("--budget", type=int, default=DEFAULTS.budget,
+                   help="env steps per episode (default: the env's planning_budget)")  # fmt: skip
     e.add_argument(
-        "--alpha", type=float, default=1.0, help="proprio weight (DINO-WM: 1 Wall/PushT, 0 PointMaze)"
+        "--videos", type=int, default=DEFAULTS.videos, help="pairs that get a video (default: all)"
     )
-    e.add_argument(
-        "--objective", default="last", choices=("last", "all"), help="goal distance on the last / all frames"
-    )
-    e.add_argument(
-        "--chunk-size", type=int, default=32, help="candidates per model call (bounds memory; default: 32)"
-    )
-    e.add_argument(
-        "--budget", type=int, default=None, help="env steps per episode (default: the env's planning_budget)"
-    )
-    e.add_argument("--videos", type=int, default=None, help="pairs that get a video (default: all)")
     e.add_argument("--device", default="cpu",
                    help="torch device for the model: cpu (default: small models plan fastest there), cuda, auto")  # fmt: skip
-    e.add_argument("--amp", choices=("bf16", "fp16"), default=None,
+    e.add_argument("--amp", choices=("bf16", "fp16"), default=DEFAULTS.amp,
                    help="roll the model out under torch.autocast of this dtype (GPU tensor cores; default: float32)")  # fmt: skip
     e.add_argument(
         "--threads", type=int, default=None, help="torch CPU threads (1 is much faster on a busy machine)"
     )
-    e.add_argument(
-        "--workers",
-        type=int,
-        default=1,
-        help="evaluate pairs in this many processes (1 thread each; default: 1)",
-    )
+    e.add_argument("--workers", type=int, default=DEFAULTS.workers,
+                   help="evaluate pairs in this many processes (1 thread each; default: %(default)s)")  # fmt: skip
     e.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
@@ -120,6 +123,17 @@ def planner_kwargs(name: str, args: argparse.Namespace) -> dict[str, Any]:
     return {k: v for k, v in given.items() if v is not None}
 
 
+def eval_options(args: argparse.Namespace) -> EvalOptions:
+    """The :class:`~planners.evaluate.EvalOptions` of ``planners eval``'s flags (``ValueError`` for a bad
+    value or a flag of another planner)."""
+    return EvalOptions(
+        pairs=args.pairs, seed=args.seed, mpc=args.mpc, out=args.out, horizon=args.horizon, execute=args.execute,
+        planner_kwargs=planner_kwargs(args.planner, args), chunk_size=args.chunk_size, alpha=args.alpha,
+        objective_mode=args.objective, budget=args.budget, videos=args.videos, progress=not args.no_progress,
+        workers=args.workers, amp=args.amp,
+    )  # fmt: skip
+
+
 def load_model(path: str, env_id: str, device: str) -> Any:
     """Any saved world model directory (:func:`worldmodels.load_pretrained` picks the class from its
     ``config.json``), or ``oracle``: the env's exact dynamics (:mod:`worldmodels.models.oracle`)."""
@@ -141,21 +155,15 @@ def load_model(path: str, env_id: str, device: str) -> Any:
 def eval_main(args: argparse.Namespace) -> int:
     import torch
 
-    from planners.evaluate import evaluate
     from worldmodels.devices import resolve_device
 
     torch.set_flush_denormal(True)
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
-        kwargs = planner_kwargs(args.planner, args)
+        options = eval_options(args)
         model = load_model(args.model, args.env, str(resolve_device(args.device)))
-        res = evaluate(
-            model, args.env, args.planner, pairs=args.pairs, seed=args.seed, mpc=args.mpc, out=args.out,
-            horizon=args.horizon, execute=args.execute, planner_kwargs=kwargs,
-            chunk_size=args.chunk_size, alpha=args.alpha, objective_mode=args.objective, budget=args.budget,
-            videos=args.videos, progress=not args.no_progress, workers=args.workers, amp=args.amp,
-        )  # fmt: skip
+        res = evaluate(model, args.env, args.planner, options)
     except (ValueError, FileNotFoundError) as err:
         print(f"planners eval: {err}", file=sys.stderr)
         return 2

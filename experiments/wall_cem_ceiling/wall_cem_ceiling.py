@@ -38,7 +38,7 @@ from torch import Tensor
 
 from planners import build_planner
 from planners.base import PlanResult
-from planners.evaluate import evaluate
+from planners.evaluate import EvalOptions, evaluate
 from worldmodels.api import CostFn
 from worldmodels.io import atomic_write_text
 from worldmodels.models.oracle import WallOracleModel
@@ -147,12 +147,13 @@ def run_variant(v: Variant, pairs: int, workers: int, runs: Path, seed: int = 0)
     env = v.env_kwargs
     model = WallOracleModel(**{k: v for k, v in env.items() if k in ("max_step", "slide")})  # same dynamics
     planner: Any = HeldCEM(model.frameskip, **v.planner_kwargs) if v.held else v.planner
-    kwargs = {"horizon": 5, "execute": 2, **v.eval_kwargs}
-    t0 = time.perf_counter()
-    result = evaluate(
-        model, ENV, planner, pairs=pairs, seed=seed, mpc=True, out=runs / v.name, videos=0, progress=False,
-        workers=workers, planner_kwargs=None if v.held else v.planner_kwargs, env_kwargs=env or None, **kwargs,
+    options = EvalOptions(
+        pairs=pairs, seed=seed, mpc=True, out=runs / v.name, videos=0, progress=False, workers=workers,
+        planner_kwargs={} if v.held else v.planner_kwargs, env_kwargs=env,
+        **{"horizon": 5, "execute": 2, **v.eval_kwargs},
     )  # fmt: skip
+    t0 = time.perf_counter()
+    result = evaluate(model, ENV, planner, options)
     return {
         "name": v.name, "change": v.change, "pairs": pairs, "seed": seed, "planner": v.planner, "planner_kwargs": v.planner_kwargs,
         "held": v.held, "eval_kwargs": v.eval_kwargs, "env_kwargs": env, "success_rate": result.success_rate,

@@ -16,7 +16,7 @@ from planners_testing import tiny_wall_latent_model
 
 import planners.cli
 from planners.cli import main
-from planners.evaluate import evaluate, wilson_interval
+from planners.evaluate import EvalOptions, evaluate, wilson_interval
 from worldmodels.envs.wall import SUCCESS_DISTANCE
 from worldmodels.models.oracle import WallOracleModel
 
@@ -33,8 +33,8 @@ def test_wilson_interval_matches_textbook_values():
 
 
 def test_mpc_with_an_oracle_model_writes_results_videos_and_plot(tmp_path):
-    res = evaluate(WallOracleModel(), ENV, "cem", pairs=2, seed=0, mpc=True, out=tmp_path,
-                   planner_kwargs=SMALL_CEM, progress=False)  # fmt: skip
+    options = EvalOptions(pairs=2, seed=0, mpc=True, out=tmp_path, planner_kwargs=SMALL_CEM, progress=False)
+    res = evaluate(WallOracleModel(), ENV, "cem", options)
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["success_rate"] == res.success_rate == sum(p["success"] for p in saved["pairs"]) / 2
     assert res.success_rate > 0  # a perfect model + MPC reaches these goals (both, at this seed)
@@ -54,8 +54,10 @@ def test_mpc_with_an_oracle_model_writes_results_videos_and_plot(tmp_path):
 
 
 def test_open_loop_plans_once_and_executes_the_horizon():
-    res = evaluate(WallOracleModel(), ENV, "mppi", pairs=2, seed=3, mpc=False, horizon=3,
-                   planner_kwargs={"samples": 50, "iterations": 2}, progress=False)  # fmt: skip
+    options = EvalOptions(
+        pairs=2, seed=3, horizon=3, planner_kwargs={"samples": 50, "iterations": 2}, progress=False
+    )
+    res = evaluate(WallOracleModel(), ENV, "mppi", options)
     for p in res.pairs:
         assert p.plan_calls == 1
         assert p.env_steps == 15 or p.success  # 3 model steps x frameskip 5, unless the goal came first
@@ -64,19 +66,30 @@ def test_open_loop_plans_once_and_executes_the_horizon():
 
 def test_evaluate_rejects_bad_arguments():
     with pytest.raises(ValueError, match="planner='nope'"):
-        evaluate(WallOracleModel(), ENV, "nope", pairs=1)
+        evaluate(WallOracleModel(), ENV, "nope")
     with pytest.raises(ValueError, match="env_id"):
-        evaluate(WallOracleModel(), "worldmodels/Nope-v0", "cem", pairs=1)
-    with pytest.raises(ValueError, match="pairs"):
-        evaluate(WallOracleModel(), ENV, "cem", pairs=0)
+        evaluate(WallOracleModel(), "worldmodels/Nope-v0", "cem")
+    for bad, message in [
+        ({"pairs": 0}, "pairs=0 must be >= 1"),
+        ({"workers": 0}, "workers=0 must be >= 1"),
+        ({"execute": 0}, "execute=0 must be >= 1"),
+        ({"chunk_size": 0}, "chunk_size=0 must be >= 1 or None"),
+        ({"videos": -1}, "videos=-1 must be >= 0 or None"),
+        ({"objective_mode": "first"}, "objective_mode='first'"),
+        ({"env_kwargs": {"img_size": 32}}, r"env_kwargs: \['img_size'\] are set by the evaluation"),
+        ({"amp": "int8"}, "amp='int8'"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            EvalOptions(**bad)
 
 
 @pytest.mark.parametrize("planner", ["cem", "gd"])
 def test_harness_runs_the_real_latent_model_with_history(tmp_path, planner):
     """Integration with LatentWorldModel: pixels in, history with past actions, decoded imagined frames."""
     kwargs = {"cem": {"samples": 16, "topk": 4, "iterations": 2}, "gd": {"steps": 2, "restarts": 2}}[planner]
-    res = evaluate(tiny_wall_latent_model(), ENV, planner, pairs=1, seed=0, mpc=True, out=tmp_path, horizon=2,
-                   execute=1, planner_kwargs=kwargs, chunk_size=8, budget=10, progress=False)  # fmt: skip
+    options = EvalOptions(pairs=1, seed=0, mpc=True, out=tmp_path, horizon=2, execute=1, planner_kwargs=kwargs,
+                          chunk_size=8, budget=10, progress=False)  # fmt: skip
+    res = evaluate(tiny_wall_latent_model(), ENV, planner, options)
     p = res.pairs[0]
     assert p.plan_calls == 2 or p.success  # 10 env steps / frameskip 5
     frames = np.stack(imageio.mimread(tmp_path / p.video, memtest=False))
@@ -143,43 +156,58 @@ def test_cli_planner_kwargs_only_pass_given_flags():
 def test_workers_give_the_same_results_and_a_rerun_resumes(tmp_path):
     """Pairs evaluated in 2 worker processes equal the sequential run (pair i always uses seed + i); with
     ``out``, a re-run (here extended from 2 to 3 pairs) reuses the saved pairs and evaluates only the rest."""
-    kw = {"planner_kwargs": {"samples": 40, "topk": 5, "iterations": 2}, "mpc": True, "horizon": 3,
-          "progress": False, "videos": 0}  # fmt: skip
-    seq = evaluate(WallOracleModel(), ENV, "cem", pairs=3, seed=5, **kw)
+
+    def options(**kw) -> EvalOptions:
+        return EvalOptions(planner_kwargs={"samples": 40, "topk": 5, "iterations": 2}, mpc=True, horizon=3,
+                           progress=False, videos=0, **kw)  # fmt: skip
+
+    seq = evaluate(WallOracleModel(), ENV, "cem", options(pairs=3, seed=5))
     out = tmp_path / "eval"
-    first = evaluate(WallOracleModel(), ENV, "cem", pairs=2, seed=5, out=out, **kw)
+    first = evaluate(WallOracleModel(), ENV, "cem", options(pairs=2, seed=5, out=out))
     saved = {p.name: p.stat().st_mtime_ns for p in (out / "pairs").glob("pair_*.json")}
     assert sorted(saved) == ["pair_000.json", "pair_001.json"]
-    par = evaluate(WallOracleModel(), ENV, "cem", pairs=3, seed=5, out=out, workers=2, **kw)
+    par = evaluate(WallOracleModel(), ENV, "cem", options(pairs=3, seed=5, out=out, workers=2))
     key = [(p.success, p.env_steps, round(p.final_distance, 9), p.costs) for p in seq.pairs]
     assert [(p.success, p.env_steps, round(p.final_distance, 9), p.costs) for p in par.pairs] == key
     assert [p.index for p in par.pairs] == [0, 1, 2] and first.pairs == par.pairs[:2]
     for name, mtime in saved.items():  # reused, not re-evaluated
         assert (out / "pairs" / name).stat().st_mtime_ns == mtime
-    other = evaluate(WallOracleModel(), ENV, "cem", pairs=1, seed=6, out=out, **kw)  # another config
+    other = evaluate(WallOracleModel(), ENV, "cem", options(pairs=1, seed=6, out=out))  # another config
     assert (
         other.pairs[0].index == 0
         and (out / "pairs" / "pair_000.json").stat().st_mtime_ns != saved["pair_000.json"]
     )
-    with pytest.raises(ValueError, match="workers=0"):
-        evaluate(WallOracleModel(), ENV, "cem", pairs=1, workers=0)
 
 
 def test_saved_pairs_are_not_reused_for_other_weights(tmp_path):
-    from planners.evaluate import _fingerprint
+    from planners.evaluate.pool import fingerprint
 
     a, b = tiny_wall_latent_model(), tiny_wall_latent_model()
-    assert _fingerprint(a) == _fingerprint(b)
+    assert fingerprint(a) == fingerprint(b)
     with torch.no_grad():
         next(b.parameters()).add_(1e-3)
-    assert _fingerprint(a) != _fingerprint(b)
+    assert fingerprint(a) != fingerprint(b)
 
 
-def test_env_variants_are_recorded_and_reserved_keys_refused(tmp_path):
-    res = evaluate(WallOracleModel(max_step=5.0), ENV, "cem", pairs=1, seed=0, mpc=True, execute=2,
-                   planner_kwargs=SMALL_CEM, env_kwargs={"max_step": 5.0}, progress=False)  # fmt: skip
+def test_env_variants_are_recorded(tmp_path):
+    options = EvalOptions(pairs=1, mpc=True, execute=2, planner_kwargs=SMALL_CEM, env_kwargs={"max_step": 5.0},
+                          progress=False)  # fmt: skip
+    res = evaluate(WallOracleModel(max_step=5.0), ENV, "cem", options)
     assert res.config["env_kwargs"] == {"max_step": 5.0}
-    assert "env_kwargs" not in evaluate(WallOracleModel(), ENV, "cem", pairs=1, planner_kwargs=SMALL_CEM,
-                                        horizon=1, progress=False).config  # fmt: skip
-    with pytest.raises(ValueError, match="img_size"):
-        evaluate(WallOracleModel(), ENV, "cem", pairs=1, env_kwargs={"img_size": 32})
+    options = EvalOptions(pairs=1, planner_kwargs=SMALL_CEM, horizon=1, progress=False)
+    assert "env_kwargs" not in evaluate(WallOracleModel(), ENV, "cem", options).config
+
+
+def test_cli_flags_build_the_python_api_options():
+    """``planners eval``'s flags and defaults are :class:`EvalOptions`'s."""
+    args = planners.cli._parser().parse_args(["eval", "--model", "m", "--env", ENV])
+    assert planners.cli.eval_options(args) == EvalOptions()
+    args = planners.cli._parser().parse_args(
+        ["eval", "--model", "m", "--env", ENV, "--mpc", "--pairs", "7", "--seed", "3", "--execute", "2",
+         "--objective", "all", "--budget", "40", "--videos", "0", "--no-progress", "--workers", "2",
+         "--samples", "10", "--out", "o"]
+    )  # fmt: skip
+    assert planners.cli.eval_options(args) == EvalOptions(
+        pairs=7, seed=3, mpc=True, out="o", execute=2, planner_kwargs={"samples": 10}, objective_mode="all",
+        budget=40, videos=0, progress=False, workers=2,
+    )  # fmt: skip

@@ -1,8 +1,8 @@
 """Convert an :class:`~worldmodels.data.store.EpisodeStore` to and from Minari datasets and D4RL HDF5 files.
 
 Both directions stream episode by episode (at most ``chunk`` episodes in memory) and write atomically: a
-Minari dataset is built under a temporary root and renamed into place; a D4RL file is written to a temp
-file and ``os.replace``d.
+Minari dataset is built under a temporary root and renamed into place (the directory then ``fsync``'d); a
+D4RL file goes through :func:`worldmodels.io.atomic_path`.
 
 Minari (0.5.4, HDF5 storage, no JPEG encoding so the round trip is lossless)
     Dict observations (``pixels`` + ``proprio``) become Minari dict observations; a plain vector
@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 
 from worldmodels.data.store import FRAME_KEYS, EpisodeStore
+from worldmodels.io import atomic_path, fsync_dir
 
 MINARI_REQUIRED = ("observations", "actions", "rewards", "terminations", "truncations")
 MINARI_INFO_KEYS = ("state", "qpos", "qvel")
@@ -164,6 +165,7 @@ def export_minari(store: EpisodeStore, dataset_id: str, root: str | os.PathLike,
         namespace_meta = (tmp_root / dataset_id).parent / "namespace_metadata.json"
         if namespace_meta.exists() and not (target.parent / namespace_meta.name).exists():
             os.replace(namespace_meta, target.parent / namespace_meta.name)
+        fsync_dir(target.parent)
     finally:
         shutil.rmtree(tmp_root, ignore_errors=True)
         if env is not None:
@@ -263,9 +265,6 @@ def export_d4rl(store: EpisodeStore, path: str | os.PathLike) -> Path:
     step_infos = {k: v for k, v in D4RL_STEP_INFOS.items() if k in store.keys}
     nq = None if "qpos" in store.keys else _mujoco_split(store)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
     first = store.episode(0)
 
     def column(f, name: str, like: np.ndarray) -> h5py.Dataset:
@@ -277,63 +276,58 @@ def export_d4rl(store: EpisodeStore, path: str | os.PathLike) -> Path:
         ds.resize(n + len(rows), axis=0)
         ds[n:] = rows
 
-    try:
-        with h5py.File(tmp, "w") as f:
-            cols = {
-                "observations": column(f, "observations", first[obs_key]),
-                "next_observations": column(f, "next_observations", first[obs_key]),
-                "actions": column(f, "actions", first["action"]),
-                "rewards": column(f, "rewards", first["reward"]),
-                "terminals": column(f, "terminals", first["terminated"]),
-                "timeouts": column(f, "timeouts", first["truncated"]),
-            }
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        cols = {
+            "observations": column(f, "observations", first[obs_key]),
+            "next_observations": column(f, "next_observations", first[obs_key]),
+            "actions": column(f, "actions", first["action"]),
+            "rewards": column(f, "rewards", first["reward"]),
+            "terminals": column(f, "terminals", first["terminated"]),
+            "timeouts": column(f, "timeouts", first["truncated"]),
+        }
+        for k in info_keys:
+            cols[f"infos/{k}"] = column(f, f"infos/{k}", first[k])
+            cols[f"metadata/final/{k}"] = column(f, f"metadata/final/{k}", first[k])
+        for k, name in step_infos.items():
+            cols[f"infos/{name}"] = column(f, f"infos/{name}", first[k])
+        if nq is not None:
+            cols["infos/qpos"] = column(f, "infos/qpos", first["state"][:, :nq])
+            cols["infos/qvel"] = column(f, "infos/qvel", first["state"][:, nq:])
+        for i in range(len(store)):
+            ep = store.episode(i)
+            obs = np.asarray(ep[obs_key])
+            append(cols["observations"], obs[:-1])
+            append(cols["next_observations"], obs[1:])
+            append(cols["actions"], np.asarray(ep["action"]))
+            append(cols["rewards"], np.asarray(ep["reward"]))
+            append(cols["terminals"], np.asarray(ep["terminated"]))
+            append(cols["timeouts"], np.asarray(ep["truncated"]))
             for k in info_keys:
-                cols[f"infos/{k}"] = column(f, f"infos/{k}", first[k])
-                cols[f"metadata/final/{k}"] = column(f, f"metadata/final/{k}", first[k])
+                x = np.asarray(ep[k])
+                append(cols[f"infos/{k}"], x[:-1])
+                append(cols[f"metadata/final/{k}"], x[-1:])
             for k, name in step_infos.items():
-                cols[f"infos/{name}"] = column(f, f"infos/{name}", first[k])
+                append(cols[f"infos/{name}"], np.asarray(ep[k]))
             if nq is not None:
-                cols["infos/qpos"] = column(f, "infos/qpos", first["state"][:, :nq])
-                cols["infos/qvel"] = column(f, "infos/qvel", first["state"][:, nq:])
-            for i in range(len(store)):
-                ep = store.episode(i)
-                obs = np.asarray(ep[obs_key])
-                append(cols["observations"], obs[:-1])
-                append(cols["next_observations"], obs[1:])
-                append(cols["actions"], np.asarray(ep["action"]))
-                append(cols["rewards"], np.asarray(ep["reward"]))
-                append(cols["terminals"], np.asarray(ep["terminated"]))
-                append(cols["timeouts"], np.asarray(ep["truncated"]))
-                for k in info_keys:
-                    x = np.asarray(ep[k])
-                    append(cols[f"infos/{k}"], x[:-1])
-                    append(cols[f"metadata/final/{k}"], x[-1:])
-                for k, name in step_infos.items():
-                    append(cols[f"infos/{name}"], np.asarray(ep[k]))
-                if nq is not None:
-                    state = np.asarray(ep["state"][:-1])
-                    append(cols["infos/qpos"], state[:, :nq])
-                    append(cols["infos/qvel"], state[:, nq:])
-            m = store.manifest
-            f["metadata/env_id"] = m["env_id"]
-            f["metadata/env_kwargs"] = json.dumps(m["env_kwargs"])
-            f["metadata/behaviour_policy"] = m["behaviour_policy"]
-            f["metadata/obs_key"] = obs_key
-            f["metadata/episode_lengths"] = store.episode_lengths
-            f["metadata/episode_seeds"] = np.asarray(
-                [-1 if e["seed"] is None else e["seed"] for e in m["episodes"]]
-            )
-            f["metadata/observation_space"] = json.dumps(m["observation_space"])
-            f["metadata/action_space"] = json.dumps(m["action_space"])
-            if nq is not None:
-                f["metadata/qpos_dim"] = nq
-            card = store.root / "d4rl.json"
-            if card.exists():
-                f["metadata/d4rl_card"] = card.read_text()
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+                state = np.asarray(ep["state"][:-1])
+                append(cols["infos/qpos"], state[:, :nq])
+                append(cols["infos/qvel"], state[:, nq:])
+        m = store.manifest
+        f["metadata/env_id"] = m["env_id"]
+        f["metadata/env_kwargs"] = json.dumps(m["env_kwargs"])
+        f["metadata/behaviour_policy"] = m["behaviour_policy"]
+        f["metadata/obs_key"] = obs_key
+        f["metadata/episode_lengths"] = store.episode_lengths
+        f["metadata/episode_seeds"] = np.asarray(
+            [-1 if e["seed"] is None else e["seed"] for e in m["episodes"]]
+        )
+        f["metadata/observation_space"] = json.dumps(m["observation_space"])
+        f["metadata/action_space"] = json.dumps(m["action_space"])
+        if nq is not None:
+            f["metadata/qpos_dim"] = nq
+        card = store.root / "d4rl.json"
+        if card.exists():
+            f["metadata/d4rl_card"] = card.read_text()
     return path
 
 
@@ -434,8 +428,6 @@ def to_d3rlpy(store: EpisodeStore | str | os.PathLike):
 
 def export_d3rlpy(store: EpisodeStore, path: str | os.PathLike) -> Path:
     """Write :func:`to_d3rlpy`'s dataset with ``MDPDataset.dump`` (HDF5) to ``path``, atomically."""
-    from worldmodels.io import atomic_path
-
     dataset = to_d3rlpy(store)
     with atomic_path(path, suffix=".h5") as tmp:
         dataset.dump(str(tmp))

@@ -13,11 +13,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from worldmodels.io import atomic_path
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -233,12 +233,9 @@ def render(root: str, episode: int, out: str, fps: int = 10) -> Path:
         raise ValueError(f"{root}: key 'pixels' is not in the dataset {store.keys}; nothing to render")
     frames = np.asarray(store.read(episode, "pixels"))
     out_path = Path(out)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out_path.parent, suffix=out_path.suffix)
-    os.close(fd)
     kwargs = {"fps": fps} if out_path.suffix == ".mp4" else {"duration": 1000 / fps, "loop": 0}
-    iio.imwrite(tmp, frames, **kwargs)
-    os.replace(tmp, out_path)
+    with atomic_path(out_path, suffix=out_path.suffix) as tmp:
+        iio.imwrite(tmp, frames, **kwargs)
     return out_path
 
 

@@ -19,8 +19,8 @@ state-based MuJoCo data the simulator state ``qpos`` float64 ``(T+1, nq)`` + ``q
 bool ``(T,)``, kept distinct; any other key, e.g. ``action_log_prob`` ``(T,)``, is a step key too).
 
 Appending is atomic and O(1) in the dataset size: an episode is written into a temporary directory, renamed
-into place, its line appended to ``episodes.jsonl`` (fsync'd), and only then counted in the manifest (temp
-file + ``os.replace``). In memory, ``store.manifest["episodes"]`` lists the committed entries. Stores written
+into place (the directory then fsync'd), its line appended to ``episodes.jsonl`` (fsync'd), and only then
+counted in the manifest (an atomic file write, :mod:`worldmodels.io`). In memory, ``store.manifest["episodes"]`` lists the committed entries. Stores written
 in format 1 (episode entries inside ``manifest.json``) are read and migrated on their next append. An
 interrupted writer leaves at most an unlisted directory, which the next writer removes (on
 :meth:`EpisodeStore.create` and before each append); a reader never sees a half-written episode because it
@@ -32,7 +32,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 import uuid
 import zlib
 from collections import OrderedDict
@@ -41,6 +40,8 @@ from typing import Any
 
 import numpy as np
 
+from worldmodels.io import atomic_path, atomic_write_text, fsync_dir
+
 FORMAT = "worldmodels-episodes/2"
 OLD_FORMATS = ("worldmodels-episodes/1",)
 FRAME_KEYS = ("pixels", "proprio", "state", "observation", "qpos", "qvel")
@@ -48,21 +49,6 @@ STEP_KEYS = ("action", "reward", "terminated", "truncated")
 STATS_KEYS = ("proprio", "action", "observation", "reward", "state")
 REQUIRED_KEYS = ("action", "reward", "terminated", "truncated")
 STD_FLOOR = 1e-6
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temp file in the same directory and ``os.replace``."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _save_npy(path: Path, array: np.ndarray) -> dict[str, Any]:
@@ -349,6 +335,7 @@ class EpisodeStore:
         tmp.mkdir()
         files = {key: _save_npy(tmp / f"{key}.npy", arr) for key, arr in arrays.items()}
         os.rename(tmp, self.root / "episodes" / _ep_name(index))
+        fsync_dir(self.root / "episodes")
         entry = {"length": steps, "seed": seed, "return": float(np.sum(arrays["reward"])), "files": files}
         if self.manifest["format"] != FORMAT:  # migrate a format-1 store: its entries move to the index
             self._write_index()
@@ -472,10 +459,8 @@ class EpisodeStore:
         d.mkdir(parents=True, exist_ok=True)
         if meta is not None and not (d / "meta.json").exists():
             atomic_write_text(d / "meta.json", json.dumps(meta, indent=1))
-        fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-", suffix=".npy")
-        os.close(fd)
-        _save_npy(Path(tmp), np.asarray(array))
-        os.replace(tmp, d / f"{_ep_name(episode)}.npy")
+        with atomic_path(d / f"{_ep_name(episode)}.npy", suffix=".npy") as tmp:
+            np.save(tmp, np.ascontiguousarray(array), allow_pickle=False)
 
     def has_derived(self, name: str, episode: int) -> bool:
         return (self._derived_dir(name) / f"{_ep_name(episode)}.npy").exists()

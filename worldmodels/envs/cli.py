@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -27,6 +25,7 @@ import numpy as np
 from tqdm import tqdm
 
 from worldmodels.envs import ALLOWED_IMG_SIZES, ENV_IDS, ScriptedPolicy, planning_budget
+from worldmodels.io import atomic_path
 
 PUSHT_ID = "worldmodels/PushT-v0"
 
@@ -72,17 +71,9 @@ def list_envs() -> int:
 
 
 def write_video(path: Path, frames: list[np.ndarray], fps: int) -> None:
-    """Write uint8 ``(H, W, 3)`` frames to an mp4 atomically (temp file + ``os.replace``)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".mp4", dir=path.parent)
-    os.close(fd)
-    try:
+    """Write uint8 ``(H, W, 3)`` frames to an mp4 atomically (:func:`worldmodels.io.atomic_path`)."""
+    with atomic_path(path, suffix=".mp4") as tmp:
         imageio.mimwrite(tmp, frames, fps=fps, macro_block_size=16)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def rollout_env(
