@@ -49,7 +49,7 @@ from typing import Any
 import numpy as np
 
 from worldmodels.data.store import EpisodeStore
-from worldmodels.io import atomic_write_text
+from worldmodels.io import atomic_write_text, fsync_dir
 
 ENVS: dict[str, str] = {"halfcheetah": "HalfCheetah-v5", "hopper": "Hopper-v5", "walker2d": "Walker2d-v5"}
 TIERS: tuple[str, ...] = ("random", "medium", "medium-replay", "medium-expert", "expert")
@@ -343,6 +343,7 @@ def _copy_policy(src: str | Path, dst: Path) -> None:
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.copytree(src, tmp)
     os.replace(tmp, dst)
+    fsync_dir(dst.parent)
 
 
 def _random_reference(env_id: str, env_kwargs: dict[str, Any], seed: int, episodes: int) -> float:
