@@ -50,6 +50,7 @@ BUILTIN_TYPES: dict[str, str] = {
     "MLPPolicy": "worldmodels.data.policies:MLPPolicy",
     "TanhGaussianActor": "worldmodels.rl.networks:TanhGaussianActor",
     "VectorizedCritic": "worldmodels.rl.networks:VectorizedCritic",
+    "VideoWorldModel": "worldmodels.models.video_diffusion:VideoWorldModel",
 }
 
 _RUNTIME_TYPES: dict[str, type] = {}
