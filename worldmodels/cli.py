@@ -4,6 +4,7 @@ worldmodels fit|validate|test -c configs/latent/wall.yaml   # Lightning CLI
 worldmodels data collect|info|render ...                    # datasets
 worldmodels pretrain-encoder ... / cache-features ...       # offline encoders, feature cache
 worldmodels envs rollout ...                                # scripted rollouts -> mp4 per env
+worldmodels evaluate-rollouts --model DIR --data DIR         # video prediction quality per horizon step
 worldmodels demo                                            # the README's main job
 """
 
@@ -21,6 +22,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "pretrain-encoder": ("worldmodels.encoders.cli", "pretrain_main", "pre-train an offline visual encoder"),
     "cache-features": ("worldmodels.encoders.cli", "cache_main", "encode a dataset's frames once"),
     "envs": ("worldmodels.envs.cli", "main", "list environments, roll out scripted controllers"),
+    "evaluate-rollouts": (
+        "worldmodels.evaluate_rollouts",
+        "main",
+        "video prediction quality: PSNR/SSIM per step",
+    ),
     "demo": ("worldmodels.demo", "main", "the main job: data -> world model -> plan -> success + video"),
 }
 

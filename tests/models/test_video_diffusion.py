@@ -21,12 +21,12 @@ def _one_thread():
     torch.set_num_threads(before)
 
 
-def tiny_model(num_hist: int = 2, proprio_dim: int = 2, **kw) -> VideoWorldModel:
+def tiny_model(num_hist: int = 2, proprio_dim: int = 2, patch: int = 1, **kw) -> VideoWorldModel:
     torch.manual_seed(0)
     stats = {"proprio_mean": torch.tensor([10.0, 20.0])[:proprio_dim], "proprio_std": torch.tensor([2.0, 4.0])[:proprio_dim],
              "action_mean": torch.full((4,), 0.1), "action_std": torch.full((4,), 0.5)}  # fmt: skip
     model = VideoWorldModel(
-        img_size=16, num_hist=num_hist, action_dim=4, proprio_dim=proprio_dim, frameskip=2, denoiser=TINY,
+        img_size=16, num_hist=num_hist, action_dim=4, proprio_dim=proprio_dim, frameskip=2, denoiser={**TINY, "patch": patch},
         sampler={"steps": 2, "sigma_max": 5.0}, feature_pool=4, stats=stats, env_id="worldmodels/Wall-v0", **kw,
     )  # fmt: skip
     with torch.no_grad():  # a zero-initialised output layer would make every frame the same
@@ -51,8 +51,9 @@ def test_roles():
     assert env.shape == (6, 2) and torch.allclose(env, torch.full((6, 2), 0.1))
 
 
-def test_rollout_shapes_and_broadcast():
-    model = tiny_model()
+@pytest.mark.parametrize("patch", [1, 2])
+def test_rollout_shapes_and_broadcast(patch):
+    model = tiny_model(patch=patch)
     state = model.encode(obs())
     assert state.frames.shape == (1, 2, 3, 16, 16) and state.proprio.shape == (1, 2, 2)
     assert state.visual.shape == (1, 2, 16, 3)  # (16 / 4)^2 pooled pixels of 3 channels
@@ -144,3 +145,29 @@ def test_without_proprio():
     state = model.encode({"pixels": obs()["pixels"]})
     pred = model.rollout(state, torch.zeros(2, 2, 4), generator=torch.Generator().manual_seed(0))
     assert pred.proprio is None and pred.frames.shape == (2, 2, 3, 16, 16)
+
+
+def test_patch_must_divide_the_frame():
+    with pytest.raises(ValueError, match="img_size=16 must be divisible by patch=3"):
+        VideoWorldModel(img_size=16, num_hist=1, action_dim=2, denoiser={**TINY, "patch": 3})
+
+
+def test_residual_diffuses_the_change_and_adds_it_back():
+    model = tiny_model(num_hist=1, residual=True)
+    seen = {}
+
+    class Recorder:
+        def loss(self, net, x, generator=None, **cond):
+            seen["x"] = x
+            return x.sum() * 0
+
+        def sample(self, net, shape, config, generator=None, **kw):
+            return torch.full(shape, 0.25)
+
+    model.edm = Recorder()
+    g = torch.Generator().manual_seed(0)
+    frames = torch.rand(3, 2, 3, 16, 16, generator=g) * 2 - 1
+    model.losses(frames, torch.zeros(3, 1, 4), torch.zeros(3, 2, 2), g)
+    torch.testing.assert_close(seen["x"], frames[:, 1] - frames[:, 0])
+    nxt, _ = model.predict_next(frames[:, :1], torch.zeros(3, 1, 4), torch.zeros(3, 1, 2))
+    torch.testing.assert_close(nxt, (frames[:, 0] + 0.25).clamp(-1, 1))

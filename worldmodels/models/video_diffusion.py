@@ -88,6 +88,9 @@ class FrameDenoiser(nn.Module):
         cond_dim: width of the action / proprio / context-noise embedding (the UNet's time embedding width
             is ``4 * channels[0]``; the embedding is projected to it).
         norm_groups: group-norm groups (each level's channels must be divisible by it).
+        patch: space-to-depth factor: frames ``(3, S, S)`` enter the UNet as ``(3 patch^2, S / patch,
+            S / patch)`` (``pixel_unshuffle``) and its output is shuffled back, so a UNet at ``S / patch``
+            resolution denoises the full ``S x S`` frame (1: DIAMOND, the UNet at full resolution).
     """
 
     def __init__(
@@ -101,12 +104,20 @@ class FrameDenoiser(nn.Module):
         mid_attention: bool = True,
         cond_dim: int = 256,
         norm_groups: int = 32,
+        patch: int = 1,
     ):
         super().__init__()
-        self.num_hist, self.action_dim, self.proprio_dim = num_hist, action_dim, proprio_dim
-        levels = len(channels)
+        if patch < 1 or img_size % (patch * 2 ** (len(channels) - 1)):
+            raise ValueError(f"img_size={img_size} must be divisible by patch={patch} x 2^(levels - 1)")
+        self.num_hist, self.action_dim, self.proprio_dim, self.patch = (
+            num_hist,
+            action_dim,
+            proprio_dim,
+            patch,
+        )
+        levels, c = len(channels), 3 * patch**2
         self.unet = UNet2DModel(
-            sample_size=img_size, in_channels=3 * (num_hist + 1), out_channels=3,
+            sample_size=img_size // patch, in_channels=c * (num_hist + 1), out_channels=c,
             block_out_channels=tuple(channels), layers_per_block=layers_per_block,
             down_block_types=("DownBlock2D",) * levels, up_block_types=("UpBlock2D",) * levels,
             add_attention=mid_attention, attention_head_dim=8, norm_num_groups=norm_groups,
@@ -136,8 +147,12 @@ class FrameDenoiser(nn.Module):
         emb = self.cond_in(torch.cat(cond, -1).to(x_in.dtype))
         emb = emb + self.ctx_noise_proj(1000 * context_sigma).to(emb.dtype)
         labels = self.cond_mlp(emb)
-        x = torch.cat([rearrange(context, "b t c h w -> b (t c) h w").to(x_in.dtype), x_in], 1)
-        return self.unet(x, 1000 * c_noise, class_labels=labels).sample
+        p = self.patch
+        ctx = rearrange(context.to(x_in.dtype), "b t c (h p) (w q) -> b (t c p q) h w", p=p, q=p)
+        x = torch.cat(
+            [ctx, F.pixel_unshuffle(x_in, p)], 1
+        )  # pixel_unshuffle: channel order (c, p, q) as above
+        return F.pixel_shuffle(self.unet(x, 1000 * c_noise, class_labels=labels).sample, p)
 
 
 class ProprioHead(nn.Module):
@@ -180,6 +195,9 @@ class VideoWorldModel(Pretrained, nn.Module):
         edm: keyword arguments of :class:`~worldmodels.models.edm.EDM` (``sigma_data``, ``p_mean``, ...).
         sampler: keyword arguments of :class:`~worldmodels.models.edm.SamplerConfig` used by ``rollout``.
         rollout_context_noise: context-noise level the rollout conditions on.
+        residual: diffuse the change from the last context frame ``x_next - x_last`` instead of the frame
+            (set ``edm.sigma_data`` to the change's standard deviation): an untrained model then copies the last
+            frame, and most of a static scene is exactly zero.
         features: planning features ``visual``: ``pixels`` (average-pooled by ``feature_pool``) or
             ``encoder`` (the tokens of ``encoder`` applied to the frames).
         feature_pool: average-pooling factor of the ``pixels`` features.
@@ -203,6 +221,7 @@ class VideoWorldModel(Pretrained, nn.Module):
         edm: dict[str, Any] | None = None,
         sampler: dict[str, Any] | None = None,
         rollout_context_noise: float = 0.0,
+        residual: bool = False,
         features: str = "pixels",
         feature_pool: int = 4,
         encoder: Encoder | None = None,
@@ -241,7 +260,7 @@ class VideoWorldModel(Pretrained, nn.Module):
         if "channels" in self.denoiser_config:  # JSON form: a list
             self.denoiser_config["channels"] = [int(c) for c in self.denoiser_config["channels"]]
         self.sampler_config = dict(sampler or {})
-        self.rollout_context_noise = float(rollout_context_noise)
+        self.rollout_context_noise, self.residual = float(rollout_context_noise), bool(residual)
         self.edm = EDM(**self.edm_config)
         self.sampler = SamplerConfig(**self.sampler_config)
         self.net = FrameDenoiser(img_size, num_hist, action_dim, proprio_dim, **self.denoiser_config)
@@ -364,7 +383,8 @@ class VideoWorldModel(Pretrained, nn.Module):
                 "context_sigma": context.new_full((b,), sigma_ctx, dtype=torch.float32)}  # fmt: skip
         shape = (b, 3, self.img_size, self.img_size)
         nxt = self.edm.sample(self.net, shape, sampler or self.sampler, generator, device=context.device,
-                              dtype=context.dtype, **cond).clamp(-1, 1)  # fmt: skip
+                              dtype=context.dtype, **cond)  # fmt: skip
+        nxt = (context[:, -1] + nxt if self.residual else nxt).clamp(-1, 1)
         p_next = None
         if self.proprio_head is not None:
             p_next = self.proprio_head(context[:, -1], nxt, actions, proprio).to(proprio.dtype)
@@ -421,7 +441,7 @@ class VideoWorldModel(Pretrained, nn.Module):
         """Training losses on a window: ``frames (B, num_hist + 1, 3, S, S)`` in [-1, 1], normalised
         ``actions (B, num_hist, A)`` (taken at the context frames) and ``proprio (B, num_hist + 1, P)``.
 
-        Returns ``denoise`` (EDM's eq. 8 on the last frame, the context noise-augmented with a level drawn
+        Returns ``denoise`` (EDM's eq. 8 on the last frame, or its change with ``residual``; the context noise-augmented with a level drawn
         uniformly in ``[0, context_noise_max]``), ``proprio`` (MSE of the head on the real frames) and
         ``loss`` (their sum).
         """
@@ -429,6 +449,7 @@ class VideoWorldModel(Pretrained, nn.Module):
 
         b = frames.shape[0]
         context, target = frames[:, : self.num_hist], frames[:, self.num_hist]
+        x0 = target - context[:, -1] if self.residual else target
         ctx_p = None if proprio is None else proprio[:, : self.num_hist]
         u = torch.rand(b, generator=generator, device=generator.device if generator else None).to(
             frames.device
@@ -437,7 +458,7 @@ class VideoWorldModel(Pretrained, nn.Module):
         noisy_ctx = context + sigma_ctx.view(b, 1, 1, 1, 1) * randn(
             tuple(context.shape), generator, frames.device
         )
-        out = {"denoise": self.edm.loss(self.net, target, generator, context=noisy_ctx, actions=actions,
+        out = {"denoise": self.edm.loss(self.net, x0, generator, context=noisy_ctx, actions=actions,
                                         proprio=ctx_p, context_sigma=sigma_ctx)}  # fmt: skip
         if self.proprio_head is not None:
             pred = self.proprio_head(noisy_ctx[:, -1], target, actions, ctx_p)
@@ -451,7 +472,8 @@ class VideoWorldModel(Pretrained, nn.Module):
             "img_size": self.img_size, "num_hist": self.num_hist, "action_dim": self.action_dim,
             "proprio_dim": self.proprio_dim, "frameskip": self.frameskip, "denoiser": self.denoiser_config,
             "edm": self.edm_config, "sampler": self.sampler_config,
-            "rollout_context_noise": self.rollout_context_noise, "features": self.features,
+            "rollout_context_noise": self.rollout_context_noise, "residual": self.residual,
+            "features": self.features,
             "feature_pool": self.feature_pool,
             "encoder_config": None if self.encoder is None
             else {**self.encoder_config, "display_name": self.encoder.name},
