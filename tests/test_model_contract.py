@@ -86,12 +86,24 @@ def _critic():
     return VectorizedCritic(obs_dim=3, action_dim=2, num_critics=4, hidden=(8,))
 
 
+def _video():
+    from worldmodels.models.video_diffusion import VideoWorldModel
+
+    torch.manual_seed(0)
+    stats = {"proprio_mean": torch.full((2,), 3.0), "proprio_std": torch.full((2,), 2.0),
+             "action_mean": torch.zeros(4), "action_std": torch.full((4,), 0.5)}  # fmt: skip
+    return VideoWorldModel(img_size=16, num_hist=2, action_dim=4, proprio_dim=2, frameskip=2,
+                           denoiser={"channels": [8, 16], "cond_dim": 16, "norm_groups": 4, "patch": 2},
+                           sampler={"steps": 2, "sigma_max": 5.0}, stats=stats, env_id="worldmodels/Wall-v0")  # fmt: skip
+
+
 CASES: dict[str, Case] = {
     "LatentWorldModel": Case(_latent, {"world_model"}, obs=_pixels_obs(32, 2)),
     "conv_ae": Case(_conv_ae, {"encoder"}),
     "MLPPolicy": Case(_mlp_policy, {"policy"}),
     "TanhGaussianActor": Case(_actor, {"actor"}),
     "VectorizedCritic": Case(_critic, {"critic"}),
+    "VideoWorldModel": Case(_video, {"world_model"}, obs=_pixels_obs(16, 2)),
 }
 
 
