@@ -40,7 +40,7 @@ from worldmodels.io import atomic_write_text
 from worldmodels.models.edm import EDM, SamplerConfig
 from worldmodels.models.video_diffusion import VideoWorldModel
 
-SIZE, NUM_HIST, HORIZON = 64, 4, 4
+SIZE, NUM_HIST, HORIZON = 64, 4, 2
 OURS = {"channels": [64, 64, 64], "layers_per_block": 1, "cond_dim": 128, "norm_groups": 16, "patch": 4}
 OURS_DIAMOND_SIZE = {"channels": [64, 64, 64, 64], "layers_per_block": 2, "cond_dim": 256, "norm_groups": 32}
 MODELS = ("ours (configs/video/wall.yaml)", "ours at DIAMOND's sizes", "DIAMOND inner model")
@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--diamond-src", type=Path, default=Path("runs/diamond/src"), help="DIAMOND's src folder")
     p.add_argument("--batches", type=int, nargs="+", default=[1, 8, 32])
     p.add_argument("--nfe", type=int, nargs="+", default=[1, 3])
-    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=1)
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory child processes")
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/video_speed.json"))
     p.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)
