@@ -17,7 +17,7 @@ Every model gets the same 64 x 64 frames and ``num_hist = 4`` context frames (DI
 seconds of this process (``time.process_time``) with one torch thread, the best of ``--repeats``, models
 interleaved: on a shared machine wall-clock is dominated by other processes, and CPU time is what one
 dedicated core would take. Peak memory: the peak resident set of a child process that builds the model and
-runs the batch-32 NFE-3 fp32 rollout, above the same child's peak after the imports.
+runs the batch-32 NFE-3 fp32 rollout, above its resident set just before that rollout.
 
     python benchmarks/video_speed.py --diamond-src runs/diamond/src
 """
@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import resource
 import subprocess
 import sys
 import time
@@ -127,14 +126,25 @@ def time_rollout(run, b: int, nfe: int, dtype: str, repeats: int) -> float:
     return best
 
 
+def _status_kib(key: str) -> int:
+    """A ``/proc/self/status`` field in KiB (``VmRSS``, ``VmHWM``)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    raise KeyError(key)
+
+
 def peak_memory_child(name: str, diamond_src: str) -> None:
-    """(In a child process) print the peak RSS in MiB above the post-import baseline of one batch-32 rollout."""
+    """(In a child process) print the peak RSS in MiB of one batch-32 rollout above the RSS just before it
+    (the peak is reset through ``/proc/self/clear_refs`` after building the model)."""
     torch.set_num_threads(1)
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     _, run = build(name, Path(diamond_src))
     with torch.inference_mode():
+        run(1, 1, torch.Generator().manual_seed(0))  # allocator warm-up
+        Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
+        before = _status_kib("VmRSS")
         run(32, 3, torch.Generator().manual_seed(0))
-    print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024)
+    print((_status_kib("VmHWM") - before) / 1024)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -146,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory child processes")
     p.add_argument("--out", type=Path, default=Path("benchmarks/results/video_speed.json"))
     p.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--memory-only", action="store_true", help="re-measure memory, keep the timings in --out")
     args = p.parse_args(argv)
     if args.memory_child:
         peak_memory_child(args.memory_child, str(args.diamond_src))
@@ -156,8 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"bf16: {'measured' if bf16 else 'skipped'} ({why})")
     runs = {name: build(name, args.diamond_src) for name in MODELS}
     params = {name: sum(q.numel() for q in m.parameters()) for name, (m, _) in runs.items()}
-    rows = []
-    for dtype in dtypes:
+    rows = json.loads(args.out.read_text())["rows"] if args.memory_only else []
+    for dtype in [] if args.memory_only else dtypes:
         for nfe in args.nfe:
             for b in args.batches:
                 row = {"dtype": dtype, "nfe": nfe, "batch": b}
