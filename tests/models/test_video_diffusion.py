@@ -13,12 +13,7 @@ from worldmodels.models.video_diffusion import VideoState, VideoWorldModel
 TINY = {"channels": [8, 16], "layers_per_block": 1, "cond_dim": 16, "norm_groups": 4}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def tiny_model(num_hist: int = 2, proprio_dim: int = 2, patch: int = 1, **kw) -> VideoWorldModel:

@@ -70,7 +70,7 @@ def test_bf16_autocast_fit_gives_a_finite_float32_model(wall_data, tmp_path):
 def test_warmup_cosine_schedule():
     import itertools
 
-    from worldmodels.training.latent_module import warmup_cosine
+    from worldmodels.training.optim import warmup_cosine
 
     lrs = [warmup_cosine(s, warmup=4, total=20) for s in range(21)]
     assert lrs[0] == 0.25 and lrs[3] == 1.0  # linear warm-up

@@ -6,9 +6,6 @@ Shapes and statistics come from the DataModule in ``setup``: the model is built 
 
 from __future__ import annotations
 
-import math
-from functools import partial
-
 import lightning as L
 import torch
 import torch.nn.functional as F
@@ -16,17 +13,9 @@ import torch.nn.functional as F
 from worldmodels.encoders import build_encoder
 from worldmodels.encoders.base import Encoder
 from worldmodels.models.latent_world_model import LatentWorldModel
+from worldmodels.training.optim import adamw_with_schedule, check_schedule
 
 ENCODER_CHOICES = ("conv_ae", "dinov2")
-LR_SCHEDULES = ("constant", "cosine")
-
-
-def warmup_cosine(step: int, warmup: int, total: int) -> float:
-    """LR multiplier: linear warm-up over ``warmup`` steps, then cosine decay to 0 at step ``total``."""
-    if step < warmup:
-        return (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
-    return 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 class LatentWorldModelModule(L.LightningModule):
@@ -90,10 +79,7 @@ class LatentWorldModelModule(L.LightningModule):
         super().__init__()
         if encoder not in ENCODER_CHOICES:
             raise ValueError(f"encoder={encoder!r}; allowed values: {ENCODER_CHOICES}")
-        if lr_schedule not in LR_SCHEDULES:
-            raise ValueError(f"lr_schedule={lr_schedule!r}; allowed values: {LR_SCHEDULES}")
-        if warmup_steps < 0:
-            raise ValueError(f"warmup_steps={warmup_steps} must be >= 0")
+        check_schedule(lr_schedule, warmup_steps)
         if rollout_passes < 0 or not rollout_weight >= 0:
             raise ValueError(
                 f"rollout_passes={rollout_passes} and rollout_weight={rollout_weight} must be >= 0"
@@ -251,11 +237,7 @@ class LatentWorldModelModule(L.LightningModule):
         self._eval_step(batch, "test")
 
     def configure_optimizers(self):
+        h = self.hparams
         params = [p for p in self.model.predictor.parameters() if p.requires_grad]
-        opt = torch.optim.AdamW(params, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
-        if self.hparams.lr_schedule == "constant":
-            return opt
-        total = int(self.trainer.estimated_stepping_batches)
-        fn = partial(warmup_cosine, warmup=self.hparams.warmup_steps, total=total)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, fn)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        return adamw_with_schedule(params, self.trainer, lr=h.lr, weight_decay=h.weight_decay,
+                                   lr_schedule=h.lr_schedule, warmup_steps=h.warmup_steps)  # fmt: skip

@@ -9,14 +9,12 @@ context frame (``val/psnr``, ``val/psnr_copy_last``).
 
 from __future__ import annotations
 
-from functools import partial
-
 import lightning as L
 import torch
 from einops import rearrange
 
 from worldmodels.models.video_diffusion import FEATURES, VideoWorldModel
-from worldmodels.training.latent_module import LR_SCHEDULES, warmup_cosine
+from worldmodels.training.optim import adamw_with_schedule, check_schedule
 
 
 def psnr(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -96,8 +94,7 @@ class VideoWorldModelModule(L.LightningModule):
         seed: int = 0,
     ):
         super().__init__()
-        if lr_schedule not in LR_SCHEDULES:
-            raise ValueError(f"lr_schedule={lr_schedule!r}; allowed values: {LR_SCHEDULES}")
+        check_schedule(lr_schedule, warmup_steps)
         if features not in FEATURES:
             raise ValueError(f"features={features!r}; allowed values: {FEATURES}")
         if features == "encoder" and not encoder_path:
@@ -206,10 +203,6 @@ class VideoWorldModelModule(L.LightningModule):
         params = [
             p for n, p in self.model.named_parameters() if p.requires_grad and not n.startswith("encoder.")
         ]
-        opt = torch.optim.AdamW(params, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
-        if self.hparams.lr_schedule == "constant":
-            return opt
-        total = int(self.trainer.estimated_stepping_batches)
-        fn = partial(warmup_cosine, warmup=self.hparams.warmup_steps, total=total)
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, fn)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        h = self.hparams
+        return adamw_with_schedule(params, self.trainer, lr=h.lr, weight_decay=h.weight_decay,
+                                   lr_schedule=h.lr_schedule, warmup_steps=h.warmup_steps)  # fmt: skip
