@@ -179,8 +179,15 @@ def eval_main(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``planners`` script; ``argv`` excludes the program name."""
-    args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
+    """Entry point of the ``planners`` script; ``argv`` excludes the program name. A user error prints one
+    line, ``planners <verb>: error: ...`` (``--debug`` or ``WORLDMODELS_DEBUG=1``: the traceback)."""
+    from worldmodels.errors import run_command
+
+    return run_command("planners", sys.argv[1:] if argv is None else argv, _dispatch, depth=1)
+
+
+def _dispatch(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
     if args.cmd == "eval":
         return eval_main(args)
     raise ValueError(f"unknown command {args.cmd!r}; allowed: eval")

@@ -6,12 +6,17 @@ worldmodels pretrain-encoder ... / cache-features ...       # offline encoders, 
 worldmodels envs rollout ...                                # scripted rollouts -> mp4 per env
 worldmodels evaluate-rollouts --model DIR --data DIR         # video prediction quality per horizon step
 worldmodels demo                                            # the README's main job
+
+A user error (bad flag value, missing file, unknown env) prints one line, ``worldmodels <verb>: error: ...``,
+and exits with status 2; ``--debug`` (or ``WORLDMODELS_DEBUG=1``) shows the traceback (:mod:`worldmodels.errors`).
 """
 
 from __future__ import annotations
 
 import importlib
 import sys
+
+from worldmodels.errors import DEBUG_ENV, DEBUG_FLAG, run_command
 
 # sub-command -> (module, function, one-line help); each function takes argv (list[str]) and returns an exit code
 COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -35,11 +40,16 @@ def _usage() -> str:
     width = max(map(len, COMMANDS))
     lines = ["usage: worldmodels <command> [args]", "", "commands:"]
     lines += [f"  {name:<{width}}  {help_}" for name, (_, _, help_) in COMMANDS.items()]
+    lines += ["", f"{DEBUG_FLAG} (or {DEBUG_ENV}=1): show the full traceback of a user error"]
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    """Entry point of the ``worldmodels`` script; ``argv`` excludes the program name."""
+    return run_command("worldmodels", sys.argv[1:] if argv is None else argv, _dispatch)
+
+
+def _dispatch(argv: list[str]) -> int:
     if not argv or argv[0] in {"-h", "--help"}:
         print(_usage())
         return 0

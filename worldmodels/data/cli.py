@@ -85,6 +85,14 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--format", choices=("minari", "d4rl"), required=True)
     m.add_argument("--out", required=True)
     m.add_argument("--minari-root", default=None, help="Minari root (default: MINARI_DATASETS_PATH)")
+    m.add_argument(
+        "--drop-info",
+        action="append",
+        default=[],
+        metavar="KEY",
+        help="d4rl: import without the column infos/KEY (repeatable); an unknown or incomplete infos column "
+        "is otherwise an error, never dropped silently",
+    )
     return p
 
 
@@ -281,8 +289,10 @@ def main(argv: list[str]) -> int:
         from worldmodels.data import adapters
 
         if args.format == "minari":
+            if args.drop_info:
+                raise ValueError(f"--drop-info {args.drop_info[0]}: only for --format d4rl")
             store = adapters.import_minari(args.src, args.out, root=args.minari_root)
         else:
-            store = adapters.import_d4rl(args.src, args.out)
+            store = adapters.import_d4rl(args.src, args.out, drop_infos=args.drop_info)
         print(f"{args.out}: {len(store)} episodes imported")
     return 0

@@ -18,7 +18,9 @@ resolved config (that is how ``configs/`` is produced).
 A family's LightningModule keeps its trained object as ``self.model`` (a
 :class:`worldmodels.pretrained.Pretrained`); :class:`~worldmodels.training.callbacks.SavePretrained` writes it
 as ``<trainer.default_root_dir>/model`` at the end of ``fit``. Lightning ``.ckpt`` files are for
-``--ckpt_path`` resume.
+``--ckpt_path`` resume: with :class:`~worldmodels.training.callbacks.SeedEachStep` (always added) and a
+resumable train loader (:mod:`worldmodels.data.resumable`, ``FrameWindowDataModule``'s), a run resumed from
+any checkpoint, mid-epoch included, reaches the uninterrupted run's global step and weights.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import lightning as L
 import torch
 from lightning.pytorch.cli import LightningCLI
 
-from worldmodels.training.callbacks import SavePretrained
+from worldmodels.training.callbacks import SavePretrained, SeedEachStep
 
 
 def _check_config_files(argv: list[str]) -> None:
@@ -65,7 +67,7 @@ def lightning_main(argv: list[str]) -> int:
         subclass_mode_model=True,
         subclass_mode_data=True,
         args=argv,
-        trainer_defaults={"callbacks": [SavePretrained()]},
+        trainer_defaults={"callbacks": [SavePretrained(), SeedEachStep()]},
         save_config_kwargs={"overwrite": True},
         seed_everything_default=0,
     )
