@@ -50,6 +50,10 @@ def test_vectorised_ensemble_equals_a_loop_over_members():
         want_logvar = m.min_logvar + torch.nn.functional.softplus(want_logvar - m.min_logvar)
         torch.testing.assert_close(mean[e], want_mean, rtol=1e-5, atol=1e-6)
         torch.testing.assert_close(logvar[e], want_logvar, rtol=1e-5, atol=1e-6)
+    # a subset of members (the elites of a rollout step) computes only those members
+    sub_mean, sub_logvar = m(obs, act, torch.tensor([2, 0]))
+    torch.testing.assert_close(sub_mean, mean[[2, 0]])
+    torch.testing.assert_close(sub_logvar, logvar[[2, 0]])
     # per-member batches: member e sees only its own rows
     obs_e = torch.randn(4, 3, 5, generator=g)
     act_e = torch.rand(4, 3, 2, generator=g)

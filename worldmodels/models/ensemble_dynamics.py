@@ -213,12 +213,19 @@ class EnsembleDynamics(Pretrained, nn.Module):
             getattr(self, f"{name}_std").copy_(torch.where(std < 1e-6, torch.ones_like(std), std))
 
     # ---- the network ----------------------------------------------------------------------------
-    def forward(self, obs: Tensor, action: Tensor) -> tuple[Tensor, Tensor]:
-        """``obs (B, O)`` or ``(E, B, O)``, ``action`` likewise -> normalised ``mean, logvar (E, B, O + 1)``."""
+    def forward(self, obs: Tensor, action: Tensor, members: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """``obs (B, O)`` or ``(E, B, O)``, ``action`` likewise -> normalised ``mean, logvar (E, B, O + 1)``;
+        ``members`` (indices ``(M,)``): only those members, ``(M, B, O + 1)`` (the elites of a rollout step)."""
         x = (torch.cat([obs, action], -1) - self.input_mean) / self.input_std
-        for layer in self.layers:
-            x = self.act(layer(x))
-        mean, logvar = self.head(x).chunk(2, dim=-1)
+        for layer in [*self.layers, self.head]:
+            if members is None:
+                x = layer(x)
+            else:
+                w, b = layer.weight[members], layer.bias[members]
+                x = torch.baddbmm(b, x.expand(len(members), *x.shape) if x.dim() == 2 else x, w)
+            if layer is not self.head:
+                x = self.act(x)
+        mean, logvar = x.chunk(2, dim=-1)
         logvar = self.max_logvar - F.softplus(self.max_logvar - logvar)
         logvar = self.min_logvar + F.softplus(logvar - self.min_logvar)
         return mean, logvar
@@ -248,9 +255,12 @@ class EnsembleDynamics(Pretrained, nn.Module):
         target = (torch.cat([next_obs - obs, reward[..., None]], -1) - self.target_mean) / self.target_std
         return (mean - target).pow(2).mean((1, 2))
 
-    def predict(self, obs: Tensor, action: Tensor) -> tuple[Tensor, Tensor]:
-        """Raw-unit ``mean, std (E, B, O + 1)`` of ``(s' - s, r)`` for ``obs (B, O)``, ``action (B, A)``."""
-        mean, logvar = self(obs, action)
+    def predict(
+        self, obs: Tensor, action: Tensor, members: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """Raw-unit ``mean, std (E, B, O + 1)`` of ``(s' - s, r)`` for ``obs (B, O)``, ``action (B, A)``
+        (``(M, B, O + 1)`` for the given ``members``)."""
+        mean, logvar = self(obs, action, members)
         return mean * self.target_std + self.target_mean, (0.5 * logvar).exp() * self.target_std
 
     # ---- SteppableModel ---------------------------------------------------------------------------
@@ -265,8 +275,7 @@ class EnsembleDynamics(Pretrained, nn.Module):
                 f"(B, {self.obs_dim}) / (B, {self.action_dim})"
             )
         b = state.shape[0]
-        mean, std = self.predict(state, action)  # (E, B, D)
-        mean, std = mean[self.elites], std[self.elites]
+        mean, std = self.predict(state, action, self.elites)  # (num_elites, B, D): only the elites run
         pick = torch.randint(
             self.num_elites, (b,), generator=generator, device=generator.device if generator else None
         )
