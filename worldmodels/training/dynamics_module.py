@@ -220,6 +220,7 @@ class DynamicsModule(L.LightningModule):
         else:
             self.epochs_since_update += 1
         self.log("val/epochs_since_update", float(self.epochs_since_update))
+        self.log("val/best_elite_mse", self.best_mse.sort().values[: self.hparams.num_elites].mean())
         if self.epochs_since_update >= self.hparams.patience:
             self.trainer.should_stop = True
 
