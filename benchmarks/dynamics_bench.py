@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import time
@@ -131,15 +132,19 @@ def kit_step(model, mu, sigma, obs: np.ndarray, action: np.ndarray, rng: np.rand
 
 
 # ----------------------------------------------------------------------------------------- timing
-def median_ms(fn, repeats: int, warmup: int = 3) -> float:
+def interleaved_ms(fns, repeats: int, warmup: int = 3) -> list[float]:
+    """Median ms of each function, calls alternating between them so that a change of load on a shared
+    machine hits all of them alike."""
     for _ in range(warmup):
-        fn()
-    times = []
+        for fn in fns:
+            fn()
+    times: list[list[float]] = [[] for _ in fns]
     for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return 1000 * statistics.median(times)
+        for fn, ts in zip(fns, times):
+            t = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t)
+    return [1000 * statistics.median(ts) for ts in times]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -185,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     def kit_train():
         kit_train_step(kit, kit_opt, inputs_n, targets, rng.integers(0, n, (E, 256)))
 
-    ms_ours, ms_kit = median_ms(our_train, args.repeats), median_ms(kit_train, args.repeats)
+    ms_ours, ms_kit = interleaved_ms([our_train, kit_train], args.repeats)
 
     # ---- rollouts: 5 steps from rollout_batch start states, policy included
     actor = TanhGaussianActor(OBS, ACT, (256, 256, 256))
@@ -209,23 +214,19 @@ def main(argv: list[str] | None = None) -> int:
             s = s[~term[:, 0]]
 
     reps = max(3, args.repeats // 5)
-    tps_ours = 5 * args.rollout_batch / (median_ms(our_rollout, reps, 1) / 1000)
-    tps_kit = 5 * args.rollout_batch / (median_ms(kit_rollout, reps, 1) / 1000)
+    ms_roll_ours, ms_roll_kit = interleaved_ms([our_rollout, kit_rollout], reps, 1)
+    tps_ours, tps_kit = (5 * args.rollout_batch / (ms / 1000) for ms in (ms_roll_ours, ms_roll_kit))
 
     # ---- SAC-N updates
     batch = {"obs": t["o"][:256], "action": t["a"][:256], "reward": t["r"][:256], "next_obs": t["n"][:256],
              "terminated": torch.zeros(256)}  # fmt: skip
-    sac = {}
-    for name, kw in (
-        ("N=2", {"algo": "mbpo"}),
-        ("N=10", {"algo": "ravl", "eta": 0.0}),
-        ("N=10+EDAC", {"algo": "ravl"}),
-    ):
-        agent = SACN(OBS, ACT, [-1] * ACT, [1] * ACT, MBRLConfig(**kw))
-        sac[name] = median_ms(lambda agent=agent: agent.update(batch, g), args.repeats)
+    variants = {"N=2": {"algo": "mbpo"}, "N=10": {"algo": "ravl", "eta": 0.0}, "N=10+EDAC": {"algo": "ravl"}}
+    agents = [SACN(OBS, ACT, [-1] * ACT, [1] * ACT, MBRLConfig(**kw)) for kw in variants.values()]
+    sac = dict(zip(variants, interleaved_ms([lambda a=a: a.update(batch, g) for a in agents], args.repeats)))
 
     result = {
         "machine": {"cpu": platform.processor() or platform.machine(), "torch_threads": args.threads,
+                    "load_average_1min": os.getloadavg()[0], "cpus": os.cpu_count(),
                     "torch": torch.__version__},
         "ensemble_train_ms_per_minibatch": {"ours": ms_ours, "offlinerl_kit_design": ms_kit, "speedup": ms_kit / ms_ours},
         "rollout_transitions_per_s": {"ours": tps_ours, "offlinerl_kit_design": tps_kit, "speedup": tps_ours / tps_kit,
