@@ -97,7 +97,20 @@ def _video():
                            sampler={"steps": 2, "sigma_max": 5.0}, stats=stats, env_id="worldmodels/Wall-v0")  # fmt: skip
 
 
+def _ensemble_dynamics():
+    from worldmodels.models.ensemble_dynamics import EnsembleDynamics
+
+    torch.manual_seed(0)
+    return EnsembleDynamics(obs_dim=4, action_dim=2, num_members=3, num_elites=2, hidden=(8, 8),
+                            env_id="HalfCheetah-v5", action_low=[-1.0, -0.5], action_high=[1.0, 0.5])  # fmt: skip
+
+
+def _proprio_obs(dim: int) -> Callable[[], dict[str, torch.Tensor]]:
+    return lambda: {"proprio": torch.randn(1, 2, dim, generator=torch.Generator().manual_seed(1))}
+
+
 CASES: dict[str, Case] = {
+    "EnsembleDynamics": Case(_ensemble_dynamics, {"world_model", "steppable"}, obs=_proprio_obs(4)),
     "LatentWorldModel": Case(_latent, {"world_model"}, obs=_pixels_obs(32, 2)),
     "conv_ae": Case(_conv_ae, {"encoder"}),
     "MLPPolicy": Case(_mlp_policy, {"policy"}),

@@ -5,6 +5,7 @@ worldmodels data collect|info|render ...                    # datasets
 worldmodels pretrain-encoder ... / cache-features ...       # offline encoders, feature cache
 worldmodels envs rollout ...                                # scripted rollouts -> mp4 per env
 worldmodels evaluate-rollouts --model DIR --data DIR         # video prediction quality per horizon step
+worldmodels rl train --algo ravl --data DIR --model DIR    # offline model-based RL
 worldmodels demo                                            # the README's main job
 
 A user error (bad flag value, missing file, unknown env) prints one line, ``worldmodels <verb>: error: ...``,
@@ -32,6 +33,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "main",
         "video prediction quality: PSNR/SSIM per step",
     ),
+    "rl": ("worldmodels.rl.cli", "main", "offline model-based RL: MBPO, MOPO, RAVL"),
     "demo": ("worldmodels.demo", "main", "the main job: data -> world model -> plan -> success + video"),
 }
 
