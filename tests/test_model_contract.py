@@ -97,6 +97,20 @@ def _video():
                            sampler={"steps": 2, "sigma_max": 5.0}, stats=stats, env_id="worldmodels/Wall-v0")  # fmt: skip
 
 
+def _synther():
+    import numpy as np
+
+    from synth.model import SynthER, fit_normalization
+
+    torch.manual_seed(0)
+    model = SynthER(obs_dim=3, action_dim=2, denoiser={"width": 16, "blocks": 1, "dim_t": 8},
+                    sampler={"steps": 2, "solver": "heun"})  # fmt: skip
+    flat = np.random.default_rng(0).normal(size=(20, 10))
+    flat[:, -1] = np.arange(20) % 2
+    model.set_normalization(fit_normalization(flat, 3, 2))
+    return model
+
+
 CASES: dict[str, Case] = {
     "LatentWorldModel": Case(_latent, {"world_model"}, obs=_pixels_obs(32, 2)),
     "conv_ae": Case(_conv_ae, {"encoder"}),
@@ -104,6 +118,7 @@ CASES: dict[str, Case] = {
     "TanhGaussianActor": Case(_actor, {"actor"}),
     "VectorizedCritic": Case(_critic, {"critic"}),
     "VideoWorldModel": Case(_video, {"world_model"}, obs=_pixels_obs(16, 2)),
+    "synther": Case(_synther, {"generator"}),
 }
 
 
