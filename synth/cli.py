@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "generate": ("synth.generate", "main", "write synthetic transitions in shards (resumable)"),
     "evaluate": ("synth.evaluate", "main", "fidelity of a model's samples against the real simulator"),
     "experiment": ("synth.experiment", "main", "TD3+BC on real vs synthetic vs mixed data (a table)"),
+    "latent": ("synth.latent", "main", "latent SynthER on a pixel dataset's features + world-model check"),
 }
 
 
