@@ -109,6 +109,20 @@ def _proprio_obs(dim: int) -> Callable[[], dict[str, torch.Tensor]]:
     return lambda: {"proprio": torch.randn(1, 2, dim, generator=torch.Generator().manual_seed(1))}
 
 
+def _synther():
+    import numpy as np
+
+    from synth.model import SynthER, fit_normalization
+
+    torch.manual_seed(0)
+    model = SynthER(obs_dim=3, action_dim=2, denoiser={"width": 16, "blocks": 1, "dim_t": 8},
+                    sampler={"steps": 2, "solver": "heun"})  # fmt: skip
+    flat = np.random.default_rng(0).normal(size=(20, 10))
+    flat[:, -1] = np.arange(20) % 2
+    model.set_normalization(fit_normalization(flat, 3, 2))
+    return model
+
+
 CASES: dict[str, Case] = {
     "EnsembleDynamics": Case(_ensemble_dynamics, {"world_model", "steppable"}, obs=_proprio_obs(4)),
     "LatentWorldModel": Case(_latent, {"world_model"}, obs=_pixels_obs(32, 2)),
@@ -117,6 +131,7 @@ CASES: dict[str, Case] = {
     "TanhGaussianActor": Case(_actor, {"actor"}),
     "VectorizedCritic": Case(_critic, {"critic"}),
     "VideoWorldModel": Case(_video, {"world_model"}, obs=_pixels_obs(16, 2)),
+    "synther": Case(_synther, {"generator"}),
 }
 
 

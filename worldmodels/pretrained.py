@@ -52,6 +52,7 @@ BUILTIN_TYPES: dict[str, str] = {
     "TanhGaussianActor": "worldmodels.rl.networks:TanhGaussianActor",
     "VectorizedCritic": "worldmodels.rl.networks:VectorizedCritic",
     "VideoWorldModel": "worldmodels.models.video_diffusion:VideoWorldModel",
+    "synther": "synth.model:SynthER",
 }
 
 _RUNTIME_TYPES: dict[str, type] = {}
