@@ -47,6 +47,7 @@ ENTRY_POINT_GROUP = "worldmodels.models"
 BUILTIN_TYPES: dict[str, str] = {
     "LatentWorldModel": "worldmodels.models.latent_world_model:LatentWorldModel",
     "conv_ae": "worldmodels.encoders.conv_ae:ConvAEEncoder",
+    "state_ae": "worldmodels.encoders.state_ae:StateAEEncoder",
     "MLPPolicy": "worldmodels.data.policies:MLPPolicy",
     "TanhGaussianActor": "worldmodels.rl.networks:TanhGaussianActor",
     "VectorizedCritic": "worldmodels.rl.networks:VectorizedCritic",
