@@ -99,6 +99,13 @@ def test_state_ae_interface_roundtrip_and_cache(tmp_path, wall_store, one_torch_
         assert loaded.weights_hash == enc.weights_hash
     key = build_feature_cache(wall_store, enc, 64, progress=False)
     assert key == cache_key(enc, 64) and key.startswith("features/state_ae-d16-c2-")
+    # the code scale is a weight in the latent distance only: a rescaled copy decodes the same images
+    big = enc.with_code_scale(8.0)
+    big_tokens = big(x)
+    torch.testing.assert_close(big_tokens[..., :-2], tokens[..., :-2])
+    torch.testing.assert_close(big_tokens[..., -2:], tokens[..., -2:] * 4.0)
+    torch.testing.assert_close(big.decode_tokens(big_tokens), enc.decode_tokens(tokens), atol=1e-5, rtol=1e-5)
+    assert big.name != enc.name and big.config["decoder_code_scale"] == enc.code_scale
     with pytest.raises(ValueError, match="built for 64x64"):
         enc(torch.zeros(1, 1, 3, 32, 32))
     with pytest.raises(ValueError, match="local channels"):

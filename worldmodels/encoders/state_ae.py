@@ -40,6 +40,9 @@ class StateAEEncoder(Pretrained, Encoder):
         img_size: the square image size the code head is built for (default 64).
         code_scale: multiplier of the code inside the tokens (its weight in the latent distance).
         hidden: hidden size of the code head.
+        decoder_code_scale: the code multiplier the decoder was trained with (default: ``code_scale``).
+            Tokens are rescaled to it before decoding, so ``code_scale`` of a trained encoder can be changed
+            afterwards (:meth:`with_code_scale`) without retraining the decoder.
     """
 
     model_type = "state_ae"
@@ -53,6 +56,7 @@ class StateAEEncoder(Pretrained, Encoder):
         img_size: int = 64,
         code_scale: float = 2.0,
         hidden: int = 256,
+        decoder_code_scale: float | None = None,
     ):
         super().__init__()
         if code_dim < 1 or embed_dim - code_dim < 8 or width < 8 or num_down < 1 or hidden < 1:
@@ -62,10 +66,15 @@ class StateAEEncoder(Pretrained, Encoder):
             )
         if img_size % 2**num_down:
             raise ValueError(f"img_size={img_size} is not divisible by the patch size {2**num_down}")
-        if not code_scale > 0:
-            raise ValueError(f"code_scale={code_scale} must be > 0")
+        decoder_code_scale = code_scale if decoder_code_scale is None else decoder_code_scale
+        if not (code_scale > 0 and decoder_code_scale > 0):
+            raise ValueError(
+                f"code_scale={code_scale} and decoder_code_scale={decoder_code_scale} must be > 0"
+            )
         self.config = {"code_dim": code_dim, "embed_dim": embed_dim, "width": width, "num_down": num_down,
-                       "img_size": img_size, "code_scale": code_scale, "hidden": hidden}  # fmt: skip
+                       "img_size": img_size, "code_scale": code_scale, "hidden": hidden,
+                       "decoder_code_scale": decoder_code_scale}  # fmt: skip
+        self.decoder_code_scale = float(decoder_code_scale)
         self.patch_size, self.embed_dim, self.code_dim = 2**num_down, embed_dim, code_dim
         self.grid = img_size // self.patch_size
         self.code_scale = float(code_scale)
@@ -84,13 +93,20 @@ class StateAEEncoder(Pretrained, Encoder):
             dec.append(_up(cin, c))
             cin = c
         self.dec = nn.Sequential(*dec, nn.Conv2d(cin, 3, 3, padding=1))
-        self.name = f"state_ae-d{embed_dim}-c{code_dim}"
+        # the scale is not in the weights: it must be in the name (the feature-cache key)
+        self.name = f"state_ae-d{embed_dim}-c{code_dim}-s{code_scale:g}"
 
     def check_size(self, height: int, width: int) -> None:
         super().check_size(height, width)
         if height != self.grid * self.patch_size or width != height:
             size = self.grid * self.patch_size
             raise ValueError(f"{self.name}: built for {size}x{size} images, got {height}x{width}")
+
+    def with_code_scale(self, code_scale: float) -> StateAEEncoder:
+        """A copy whose tokens carry the code times ``code_scale`` (same weights and decoded images)."""
+        out = type(self)(**{**self.config, "code_scale": code_scale})
+        out.load_state_dict(self.state_dict())
+        return out.train(self.training)
 
     def encode_with_code(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(B, 3, H, W)`` in [0, 1] -> tokens ``(B, N, D)`` and the unscaled state code ``(B, code_dim)``."""
@@ -110,6 +126,10 @@ class StateAEEncoder(Pretrained, Encoder):
         side = round(n**0.5)
         if side * side != n:
             raise ValueError(f"decode_tokens: {n} tokens do not form a square grid")
-        x = rearrange(tokens.reshape(-1, n, d), "b (h w) d -> b d h w", h=side)
+        tokens = tokens.reshape(-1, n, d)
+        factor = self.decoder_code_scale / self.code_scale
+        if factor != 1.0:
+            tokens = torch.cat([tokens[..., : -self.code_dim], tokens[..., -self.code_dim :] * factor], -1)
+        x = rearrange(tokens, "b (h w) d -> b d h w", h=side)
         img = (self.dec(x) + 1.0) * 0.5
         return img.reshape(*lead, *img.shape[1:])
