@@ -63,6 +63,13 @@ def _conv_ae():
     return ConvAEEncoder(embed_dim=8, width=8, num_down=2)
 
 
+def _state_ae():
+    from worldmodels.encoders.state_ae import StateAEEncoder
+
+    torch.manual_seed(0)
+    return StateAEEncoder(code_dim=2, embed_dim=16, width=8, num_down=2, img_size=16)
+
+
 def _mlp_policy():
     from worldmodels.data.policies import MLPPolicy
 
@@ -127,6 +134,7 @@ CASES: dict[str, Case] = {
     "EnsembleDynamics": Case(_ensemble_dynamics, {"world_model", "steppable"}, obs=_proprio_obs(4)),
     "LatentWorldModel": Case(_latent, {"world_model"}, obs=_pixels_obs(32, 2)),
     "conv_ae": Case(_conv_ae, {"encoder"}),
+    "state_ae": Case(_state_ae, {"encoder"}),
     "MLPPolicy": Case(_mlp_policy, {"policy"}),
     "TanhGaussianActor": Case(_actor, {"actor"}),
     "VectorizedCritic": Case(_critic, {"critic"}),

@@ -48,6 +48,7 @@ BUILTIN_TYPES: dict[str, str] = {
     "LatentWorldModel": "worldmodels.models.latent_world_model:LatentWorldModel",
     "conv_ae": "worldmodels.encoders.conv_ae:ConvAEEncoder",
     "EnsembleDynamics": "worldmodels.models.ensemble_dynamics:EnsembleDynamics",
+    "state_ae": "worldmodels.encoders.state_ae:StateAEEncoder",
     "MLPPolicy": "worldmodels.data.policies:MLPPolicy",
     "TanhGaussianActor": "worldmodels.rl.networks:TanhGaussianActor",
     "VectorizedCritic": "worldmodels.rl.networks:VectorizedCritic",

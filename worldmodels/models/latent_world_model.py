@@ -41,10 +41,11 @@ class LatentState:
 
 def _encoder_from_config(cfg: dict[str, Any], source: str | os.PathLike = "config.json") -> Encoder:
     """The encoder's architecture from ``config.json``'s ``encoder`` field (its weights are the model's)."""
-    if cfg["name"] == "conv_ae":
-        from worldmodels.encoders.conv_ae import ConvAEEncoder
+    if cfg["name"] in ("conv_ae", "state_ae"):
+        from worldmodels.encoders import offline_encoder_class
 
-        return ConvAEEncoder(**check_kwargs(ConvAEEncoder, cfg["config"], source, prefix="encoder.config."))
+        cls = offline_encoder_class(cfg["name"])
+        return cls(**check_kwargs(cls, cfg["config"], source, prefix="encoder.config."))
     if cfg["name"] == "dinov2":
         from worldmodels.encoders.dinov2 import DinoV2Encoder
 
@@ -52,7 +53,7 @@ def _encoder_from_config(cfg: dict[str, Any], source: str | os.PathLike = "confi
         enc = DinoV2Encoder(**{**kwargs, "weights": "random"})  # weights: model.safetensors
         enc.name = cfg.get("display_name", enc.name)  # the recorded name (which weights were loaded)
         return enc
-    raise ValueError(f"{source}: encoder {cfg['name']!r} is not known; allowed: conv_ae, dinov2")
+    raise ValueError(f"{source}: encoder {cfg['name']!r} is not known; allowed: conv_ae, state_ae, dinov2")
 
 
 class LatentWorldModel(Pretrained, nn.Module):
