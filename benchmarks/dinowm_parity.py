@@ -103,13 +103,14 @@ def dinowm_forward_flops(batch: int, frames: int, s: Shapes) -> float:
 
 
 def ours_forward_flops(batch: int, new: int, past: int, s: Shapes) -> float:
-    """Our predictor on ``new`` frames after ``past`` cached frames: input projection, blocks (the new
-    tokens attend past + new keys), visual and proprio heads."""
-    tokens, keys = new * s.patches, (past + new) * s.patches
-    w = s.width
+    """Our predictor on ``new`` frames after ``past`` cached frames: input projection, blocks (each new
+    frame's queries attend the keys up to the end of their own frame, one unmasked call per frame), visual
+    and proprio heads."""
+    tokens, w = new * s.patches, s.width
+    blocks = sum(block_flops(s.patches, (past + i + 1) * s.patches, s) for i in range(new))
     io = 2 * tokens * w * w + 2 * tokens * w * (s.visual_dim + s.proprio_dim)
     emb = 2 * new * (s.proprio_dim + s.action_dim) * s.emb_dim
-    return batch * (s.depth * block_flops(tokens, keys, s) + io + emb)
+    return batch * (s.depth * blocks + io + emb)
 
 
 def dinowm_rollout_flops(samples: int, s: Shapes) -> float:

@@ -44,6 +44,37 @@ def test_changing_a_later_frame_never_changes_an_earlier_prediction():
     assert not torch.allclose(new_v[:, 2:], out_v[:, 2:])
 
 
+@pytest.mark.parametrize("frames", [1, 2, 4])
+def test_per_frame_attention_equals_the_masked_reference(frames):
+    """The forward's block-causal attention (one unmasked call per query frame) equals the explicit-mask
+    reference over all tokens, values and gradients (eval mode: no dropout)."""
+    torch.manual_seed(0)
+    pred = LatentPredictor(**PRED, dropout=0.1).eval()
+    v, p, a = torch.randn(3, frames, 16, 8), torch.randn(3, frames, 2), torch.randn(3, frames, 4)
+    fast, ref = pred(v, p, a), pred(v, p, a, reference=True)
+    torch.testing.assert_close(fast[0], ref[0], atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(fast[1], ref[1], atol=1e-6, rtol=1e-5)
+    params = list(pred.parameters())
+    g_fast = torch.autograd.grad(fast[0].square().sum() + fast[1].square().sum(), params)
+    g_ref = torch.autograd.grad(ref[0].square().sum() + ref[1].square().sum(), params)
+    for x, y in zip(g_fast, g_ref, strict=True):
+        torch.testing.assert_close(x, y, atol=1e-5, rtol=1e-4)
+
+
+def test_training_dropout_keeps_the_block_causal_pattern():
+    """With attention dropout active (training), a later frame still never changes an earlier prediction."""
+    pred = LatentPredictor(**PRED, dropout=0.5).train()
+    v, p, a = torch.randn(2, 3, 16, 8), torch.randn(2, 3, 2), torch.randn(2, 3, 4)
+    torch.manual_seed(1)
+    out_v, _ = pred(v, p, a)
+    v2 = v.clone()
+    v2[:, 2] += 5.0
+    torch.manual_seed(1)
+    new_v, _ = pred(v2, p, a)
+    torch.testing.assert_close(new_v[:, :2], out_v[:, :2])
+    assert not torch.allclose(new_v[:, 2], out_v[:, 2])
+
+
 def test_residual_predictor_starts_at_copy_last_and_learns_a_change():
     torch.manual_seed(0)
     pred = LatentPredictor(**PRED, residual=True)

@@ -216,7 +216,8 @@ class LatentWorldModel(Pretrained, nn.Module):
 
     def rollout_naive(self, state: LatentState, actions: torch.Tensor) -> LatentState:
         """Reference rollout: recompute the whole sequence with the full forward at every imagined step
-        (what DINO-WM's planner does). Same semantics as :meth:`rollout`, for tests and benchmarks."""
+        (what DINO-WM's planner does), attention through the explicit block-causal mask. Same semantics as
+        :meth:`rollout`, for tests and benchmarks."""
         b, horizon, _ = actions.shape
         max_frames = self.predictor.max_frames
         v = state.visual.expand(b, -1, -1, -1)
@@ -230,7 +231,7 @@ class LatentWorldModel(Pretrained, nn.Module):
         for h in range(horizon):
             a = torch.cat([a, actions[:, h : h + 1]], 1)
             s = slice(-max_frames, None)
-            pv, pp = self.predictor(v[:, s], None if p is None else p[:, s], a[:, s])
+            pv, pp = self.predictor(v[:, s], None if p is None else p[:, s], a[:, s], reference=True)
             out_v.append(pv[:, -1])
             v = torch.cat([v, pv[:, -1:]], 1)
             if pp is not None:
