@@ -19,7 +19,8 @@ Measured in one process, sides interleaved (A B A B, ``--reps`` rounds, medians)
 * the fp32 matmul peak (a square ``torch.mm``, best of several) with 1 thread and with 2 threads;
 * ``train``: one AdamW step of each predictor on a batch of ``hist + 1`` frames (teacher forcing, dropout
   0.1), fp32;
-* ``cem``: one CEM plan (``--samples`` x ``--iters``, horizon ``--horizon``), fp32.
+* ``cem``: one CEM plan (``--samples`` x ``--iters``, horizon ``--horizon``), fp32 (``--amp bf16``: both sides
+  under autocast where the CPU runs bf16 natively; % of peak stays relative to the fp32 peak).
 
 FLOPs are counted analytically (2 per multiply-add of every matmul, attention scores included; a training
 step is 3x its forward) for what each side actually computes; achieved GFLOP/s over the peak at the
@@ -47,7 +48,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from worldmodels.devices import cpu_flags
+from worldmodels.devices import LOW_PRECISION, choose_precision, cpu_flags
 from worldmodels.io import atomic_write_text
 
 RESULTS = Path(__file__).resolve().parent / "results" / "dinowm_parity.json"
@@ -341,6 +342,11 @@ def make_tasks(s: Shapes):
     return fns, flops, params
 
 
+def _under(ctx, fn) -> None:
+    with ctx:
+        fn()
+
+
 def machine_info() -> dict:
     model = platform.processor() or platform.machine()
     try:
@@ -364,6 +370,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tasks", default="train,cem", help="comma list of train, cem")
     p.add_argument("--threads", type=int, default=1, help="torch threads for the timed work (default 1)")
     p.add_argument("--matmul-size", type=int, default=2048)
+    p.add_argument(
+        "--warmup", type=int, default=1, help="untimed runs of each task and side first (default 1)"
+    )
+    p.add_argument("--amp", choices=("none", "bf16", "fp16"), default="none",
+                   help="both sides under torch.autocast of this dtype where the CPU runs it natively "
+                        "(worldmodels.devices.choose_precision; otherwise float32, said in one line)")  # fmt: skip
     p.add_argument("--out", default=str(RESULTS), help=f"JSON output (default: {RESULTS})")
     args = p.parse_args(argv)
     s = Shapes(**asdict(SCALES[args.scale]))
@@ -376,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
     tasks = [t.strip() for t in args.tasks.split(",") if t.strip()]
     if not tasks or set(tasks) - {"train", "cem"}:
         p.error(f"--tasks {args.tasks!r}: allowed train, cem")
-    if args.reps < 1 or args.threads < 1:
+    if args.reps < 1 or args.threads < 1 or args.warmup < 0:
         p.error("--reps and --threads must be >= 1")
     torch.set_flush_denormal(True)
     load = os.getloadavg()
@@ -387,9 +399,14 @@ def main(argv: list[str] | None = None) -> int:
         f"fp32 matmul peak: {peaks[1]:.1f} GFLOP/s (1 thread), {peaks[2]:.1f} GFLOP/s (2 threads)", flush=True
     )
     fns, flops, params = make_tasks(s)
-    for task in tasks:  # warm-up (allocator, kernels)
-        for side in ("dinowm", "ours"):
-            fns[(side, task)]()
+    amp = choose_precision(args.amp, "cpu")
+    autocast = torch.autocast("cpu", dtype=LOW_PRECISION[amp], enabled=amp is not None) if amp else None
+    if autocast is not None:
+        fns = {k: (lambda fn=fn: _under(autocast, fn)) for k, fn in fns.items()}
+    for _ in range(args.warmup):  # allocator, kernels
+        for task in tasks:
+            for side in ("dinowm", "ours"):
+                fns[(side, task)]()
     times: dict[tuple[str, str], list[float]] = {k: [] for k in fns}
     for r in range(args.reps):
         for task in tasks:
@@ -407,7 +424,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append({"task": task, "side": side, "median_s": med[side], "times_s": times[(side, task)],
                          "gflop": gflop, "gflop_s": gflop / med[side], "pct_of_peak": 100 * gflop / med[side] / peak,
                          "speedup_vs_dinowm": med["dinowm"] / med[side]})  # fmt: skip
-    res = {"scale": args.scale, "shapes": asdict(s), "params": params, "threads": args.threads, "reps": args.reps,
+    res = {"scale": args.scale, "amp": amp, "shapes": asdict(s), "params": params, "threads": args.threads, "reps": args.reps,
            "matmul_peak_gflop_s": {"1_thread": peaks[1], "2_threads": peaks[2], "used": peak},
            "loadavg_start": load, "loadavg_end": load_end, "machine": machine_info(), "rows": rows}  # fmt: skip
     m = res["machine"]
@@ -416,8 +433,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"fp32 matmul peak {peak:.1f} GFLOP/s at {args.threads} thread(s)\n")
     print("| task | DINO-WM (re-implemented) | ours | ours vs DINO-WM | DINO-WM % of peak | ours % of peak |")
     print("|---|---:|---:|---:|---:|---:|")
-    names = {"train": f"predictor training step, batch {s.batch}, fp32",
-             "cem": f"CEM plan, {s.samples} x {s.iters}, horizon {s.horizon}, fp32"}  # fmt: skip
+    prec = f"{amp} autocast" if amp else "fp32"
+    names = {"train": f"predictor training step, batch {s.batch}, {prec}",
+             "cem": f"CEM plan, {s.samples} x {s.iters}, horizon {s.horizon}, {prec}"}  # fmt: skip
     for task in tasks:
         dw, us = (
             next(r for r in rows if r["task"] == task and r["side"] == side) for side in ("dinowm", "ours")
