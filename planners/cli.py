@@ -79,8 +79,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="proprio weight (DINO-WM: 1 Wall/PushT, 0 PointMaze; default: %(default)s)")  # fmt: skip
     e.add_argument("--objective", default=DEFAULTS.objective_mode, choices=("last", "all"),
                    help="goal distance on the last / all frames (default: %(default)s)")  # fmt: skip
-    e.add_argument("--chunk-size", type=int, default=DEFAULTS.chunk_size,
-                   help="candidates per model call (bounds memory; default: %(default)s)")  # fmt: skip
+    e.add_argument("--chunk-size", type=_chunk_size, default=DEFAULTS.chunk_size,
+                   help="candidates per model call (bounds memory), or auto: from the model's rollout memory "
+                        "per candidate and the free memory (default: %(default)s)")  # fmt: skip
     e.add_argument("--budget", type=int, default=DEFAULTS.budget,
                    help="env steps per episode (default: the env's planning_budget)")  # fmt: skip
     e.add_argument(
@@ -101,6 +102,16 @@ def _parser() -> argparse.ArgumentParser:
                    help="evaluate pairs in this many processes (1 thread each; default: %(default)s)")  # fmt: skip
     e.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
+
+
+def _chunk_size(text: str) -> int | str:
+    """``--chunk-size``: a positive integer or ``auto``."""
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer or 'auto'") from None
 
 
 def planner_kwargs(name: str, args: argparse.Namespace) -> dict[str, Any]:

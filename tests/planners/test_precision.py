@@ -102,7 +102,8 @@ def test_planners_eval_amp_by_capability(monkeypatch, tmp_path, capsys):
     assert "--amp bf16: this CPU has neither" in capsys.readouterr().out
     assert "amp" not in json.loads((tmp_path / "fp32" / "results.json").read_text())["config"]
     monkeypatch.setattr(devices, "cpu_flags", lambda: BF16_FLAGS)
-    assert main([*args, "--force", "--out", str(tmp_path / "bf16")]) == 0
-    assert json.loads((tmp_path / "bf16" / "results.json").read_text())["config"]["amp"] == "bf16"
+    assert main([*args, "--force", "--chunk-size", "auto", "--out", str(tmp_path / "bf16")]) == 0
+    config = json.loads((tmp_path / "bf16" / "results.json").read_text())["config"]
+    assert config["amp"] == "bf16" and config["chunk_size"] == "auto"
     assert main([*args[:-2], "--force"]) == 2
     assert "--force: only with --amp" in capsys.readouterr().err
