@@ -20,6 +20,13 @@ from planners.evaluate import EvalOptions, evaluate
 DEFAULTS = EvalOptions()
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be >= 1")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="planners", description="Plan with world models.")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -91,7 +98,10 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--amp", choices=("bf16", "fp16"), default=DEFAULTS.amp,
                    help="roll the model out under torch.autocast of this dtype (GPU tensor cores; default: float32)")  # fmt: skip
     e.add_argument(
-        "--threads", type=int, default=None, help="torch CPU threads (1 is much faster on a busy machine)"
+        "--threads",
+        type=_positive_int,
+        default=None,
+        help="torch CPU threads (1 is much faster on a busy machine)",
     )
     e.add_argument("--workers", type=int, default=DEFAULTS.workers,
                    help="evaluate pairs in this many processes (1 thread each; default: %(default)s)")  # fmt: skip
@@ -160,13 +170,9 @@ def eval_main(args: argparse.Namespace) -> int:
     torch.set_flush_denormal(True)
     if args.threads:
         torch.set_num_threads(args.threads)
-    try:
-        options = eval_options(args)
-        model = load_model(args.model, args.env, str(resolve_device(args.device)))
-        res = evaluate(model, args.env, args.planner, options)
-    except (ValueError, FileNotFoundError) as err:
-        print(f"planners eval: {err}", file=sys.stderr)
-        return 2
+    options = eval_options(args)  # user errors: one line from main (worldmodels.errors)
+    model = load_model(args.model, args.env, str(resolve_device(args.device)))
+    res = evaluate(model, args.env, args.planner, options)
     lo, hi = res.ci95
     name = f"{'MPC+' if args.mpc else ''}{args.planner.upper()}"
     print(
