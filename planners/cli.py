@@ -20,6 +20,13 @@ from planners.evaluate import EvalOptions, evaluate
 DEFAULTS = EvalOptions()
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be >= 1")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="planners", description="Plan with world models.")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -96,7 +103,10 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--force", action="store_true",
                    help="with --amp: fail instead of falling back to float32 where the dtype is not native")  # fmt: skip
     e.add_argument(
-        "--threads", type=int, default=None, help="torch CPU threads (1 is much faster on a busy machine)"
+        "--threads",
+        type=_positive_int,
+        default=None,
+        help="torch CPU threads (1 is much faster on a busy machine)",
     )
     e.add_argument("--workers", type=int, default=DEFAULTS.workers,
                    help="evaluate pairs in this many processes (1 thread each; default: %(default)s)")  # fmt: skip
@@ -175,17 +185,13 @@ def eval_main(args: argparse.Namespace) -> int:
     torch.set_flush_denormal(True)
     if args.threads:
         torch.set_num_threads(args.threads)
-    try:
-        if args.force and args.amp is None:
-            raise ValueError("--force: only with --amp bf16 or --amp fp16")
-        device = resolve_device(args.device)
-        args.amp = choose_precision(args.amp, device, force=args.force)
-        options = eval_options(args)
-        model = load_model(args.model, args.env, str(device))
-        res = evaluate(model, args.env, args.planner, options)
-    except (ValueError, FileNotFoundError) as err:
-        print(f"planners eval: {err}", file=sys.stderr)
-        return 2
+    if args.force and args.amp is None:
+        raise ValueError("--force: only with --amp bf16 or --amp fp16")
+    device = resolve_device(args.device)
+    args.amp = choose_precision(args.amp, device, force=args.force)
+    options = eval_options(args)  # user errors: one line from main (worldmodels.errors)
+    model = load_model(args.model, args.env, str(device))
+    res = evaluate(model, args.env, args.planner, options)
     lo, hi = res.ci95
     name = f"{'MPC+' if args.mpc else ''}{args.planner.upper()}"
     print(

@@ -72,3 +72,22 @@ def run_main(
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else 1
     return code, capsys.readouterr().err
+
+
+def tiny_latent_model(proprio_dim: int = 2, env_action_dim: int = 2, frameskip: int = 5, env_id: str = ""):
+    """A random, untrained ``LatentWorldModel`` (64 px, conv_ae encoder, one history frame): enough to load,
+    validate and plan with."""
+    import torch
+
+    from worldmodels.encoders.conv_ae import ConvAEEncoder
+    from worldmodels.models.latent_world_model import LatentWorldModel
+
+    torch.manual_seed(0)
+    enc = ConvAEEncoder(embed_dim=8, width=8, num_down=3)
+    a = env_action_dim * frameskip
+    predictor = {"num_patches": 64, "visual_dim": 8, "proprio_dim": proprio_dim, "action_dim": a, "max_frames": 4,
+                 "width": 16, "depth": 1, "heads": 2, "head_dim": 8, "mlp_dim": 16}  # fmt: skip
+    stats = {"proprio_mean": torch.full((proprio_dim,), 32.0), "proprio_std": torch.full((proprio_dim,), 16.0),
+             "action_mean": torch.zeros(a), "action_std": torch.ones(a)}  # fmt: skip
+    return LatentWorldModel(enc, {"name": "conv_ae", "config": enc.config}, predictor, stats, frameskip=frameskip,
+                            num_hist=1, img_size=64, env_id=env_id).eval()  # fmt: skip

@@ -17,6 +17,7 @@ from einops import rearrange
 from torch import nn
 
 from worldmodels.encoders.base import Encoder
+from worldmodels.models import check_action_sizes
 from worldmodels.models.latent_predictor import KVCache, LatentPredictor
 from worldmodels.pretrained import Pretrained, check_kwargs
 
@@ -92,6 +93,15 @@ class LatentWorldModel(Pretrained, nn.Module):
         self.encoder_config, self.predictor_config = encoder_config, dict(predictor_config)
         self.frameskip, self.num_hist, self.img_size, self.env_id = frameskip, num_hist, img_size, env_id
         self.action_dim = predictor_config["action_dim"]
+        check_action_sizes(
+            self.action_dim, frameskip, env_action_low, env_action_high, "predictor.action_dim"
+        )
+        patches = encoder.num_patches(img_size, img_size)
+        if patches != predictor_config["num_patches"]:
+            raise ValueError(
+                f"img_size={img_size} gives {patches} patches with the encoder, predictor.num_patches is "
+                f"{predictor_config['num_patches']}"
+            )
         env_dim = self.action_dim // frameskip
         low = torch.as_tensor(
             env_action_low if env_action_low is not None else [-1.0] * env_dim, dtype=torch.float32
