@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import statistics
@@ -235,7 +236,10 @@ def our_model(s: Shapes, dropout: float = 0.1):
     from worldmodels.encoders.conv_ae import ConvAEEncoder
     from worldmodels.models.latent_world_model import LatentWorldModel
 
-    enc = ConvAEEncoder(embed_dim=8, width=8, num_down=3)
+    side = math.isqrt(s.patches)
+    if side * side != s.patches:
+        raise ValueError(f"Shapes.patches={s.patches}: our model needs a square patch grid")
+    enc = ConvAEEncoder(embed_dim=8, width=8, num_down=3)  # 8 px per patch: img_size = 8 * side
     predictor = {"num_patches": s.patches, "visual_dim": s.visual_dim, "proprio_dim": s.proprio_dim,
                  "action_dim": s.action_dim, "max_frames": s.hist + s.horizon, "width": s.width, "depth": s.depth,
                  "heads": s.heads, "head_dim": s.head_dim, "mlp_dim": s.mlp_dim, "emb_dim": s.emb_dim,
@@ -243,7 +247,7 @@ def our_model(s: Shapes, dropout: float = 0.1):
     stats = {"proprio_mean": torch.zeros(s.proprio_dim), "proprio_std": torch.ones(s.proprio_dim),
              "action_mean": torch.zeros(s.action_dim), "action_std": torch.ones(s.action_dim)}  # fmt: skip
     return LatentWorldModel(enc, {"name": "conv_ae", "config": enc.config}, predictor, stats, frameskip=5,
-                            num_hist=s.hist, img_size=64)  # fmt: skip
+                            num_hist=s.hist, img_size=8 * side)  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------------- timing

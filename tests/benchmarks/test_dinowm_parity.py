@@ -35,7 +35,7 @@ def counted(fn) -> int:
 
 
 def test_analytic_flops_match_the_flop_counter(bench):
-    s = bench.Shapes(patches=6, visual_dim=12, depth=2, heads=2, head_dim=4, mlp_dim=16, hist=3, horizon=4)
+    s = bench.Shapes(patches=4, visual_dim=12, depth=2, heads=2, head_dim=4, mlp_dim=16, hist=3, horizon=4)
     g = torch.Generator().manual_seed(0)
     vis = torch.randn(1, s.hist, s.patches, s.visual_dim, generator=g)
     prop = torch.randn(1, s.hist, s.proprio_dim, generator=g)
