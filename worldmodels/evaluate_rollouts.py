@@ -371,12 +371,9 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    try:
-        evaluate_rollouts(args.model, args.data, args.horizon, args.latent, args.encoder, args.episodes,
-                          args.videos, args.out, args.seed, args.batch)  # fmt: skip
-    except (ValueError, FileNotFoundError) as err:
-        print(f"worldmodels evaluate-rollouts: {err}", file=sys.stderr)
-        return 2
+    # user errors (ValueError, FileNotFoundError) become one line in worldmodels.errors.run_command
+    evaluate_rollouts(args.model, args.data, args.horizon, args.latent, args.encoder, args.episodes,
+                      args.videos, args.out, args.seed, args.batch)  # fmt: skip
     return 0
 
 

@@ -457,7 +457,14 @@ class EpisodeStore:
         cache_key = (kind, episode, key)
         arr = self._maps.get(cache_key)
         if arr is None:
-            arr = np.load(path, mmap_mode="r", allow_pickle=False)
+            try:
+                arr = np.load(path, mmap_mode="r", allow_pickle=False)
+            except (ValueError, OSError, EOFError) as err:
+                what = f"key {key!r} of episode {episode}" if kind == "ep" else f"{kind} of episode {episode}"
+                raise ValueError(
+                    f"{path}: {what} is not a readable .npy ({err}); the dataset is damaged (find every bad "
+                    "file with EpisodeStore.open(root, verify='full'))"
+                ) from None
             self._maps[cache_key] = arr
             if len(self._maps) > self._max_open:
                 self._maps.popitem(last=False)
