@@ -66,7 +66,8 @@ def test_second_writer_fails_at_once_and_a_killed_writers_lock_is_taken_over(tmp
             time.sleep(0.01)
         assert first.poll() is None, "the first writer finished before the second could start"
         started = time.monotonic()
-        second = run_here(capsys, "worldmodels", *args, "--episodes", str(n))  # another process: the test
+        # the test process is the second writer (a few episodes: without a lock it would not hang here)
+        second = run_here(capsys, "worldmodels", *args, "--episodes", "3")
         assert second.returncode == 2
         line = error_line(second.stderr, "worldmodels data collect: error: ")
         assert (
