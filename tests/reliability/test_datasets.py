@@ -261,3 +261,11 @@ def test_a_killed_build_leaves_no_dataset_and_is_cleaned_by_the_next(tmp_path, s
         EpisodeStore.create(tmp, env_id="test/X-v0").close()
     assert not list(tmp_path.glob(".out.tmp-build-*")) and (tmp_path / "out" / "manifest.json").exists()
     shutil.rmtree(tmp_path / "out")
+
+
+def test_a_writer_store_pickles_without_its_lock(tmp_path):
+    import pickle
+
+    store = EpisodeStore.create(tmp_path / "d", env_id="test/X-v0")
+    copy = pickle.loads(pickle.dumps(store))
+    assert copy._lock is None and copy.root == store.root and len(copy) == 0

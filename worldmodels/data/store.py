@@ -393,6 +393,13 @@ class EpisodeStore:
         if self._lock is not None:
             self._lock()
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (e.g. to DataLoader workers) without the writer lock or open memory maps: a copy in
+        another process is a reader until it writes, and then takes the lock itself."""
+        state = self.__dict__.copy()
+        state["_lock"], state["_maps"] = None, OrderedDict()
+        return state
+
     def __enter__(self) -> EpisodeStore:
         return self
 
