@@ -91,3 +91,12 @@ def tiny_latent_model(proprio_dim: int = 2, env_action_dim: int = 2, frameskip: 
              "action_mean": torch.zeros(a), "action_std": torch.ones(a)}  # fmt: skip
     return LatentWorldModel(enc, {"name": "conv_ae", "config": enc.config}, predictor, stats, frameskip=frameskip,
                             num_hist=1, img_size=64, env_id=env_id).eval()  # fmt: skip
+
+
+def run_here(capsys: pytest.CaptureFixture[str], prog: str, *args: str) -> subprocess.CompletedProcess:
+    """:func:`run` in this process (the same entry point, without a new interpreter's start-up)."""
+    import importlib
+
+    main = importlib.import_module(MODULES[prog]).main
+    code, err = run_main(main, list(map(str, args)), capsys)
+    return subprocess.CompletedProcess([prog, *args], code, "", err)

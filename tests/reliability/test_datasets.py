@@ -20,7 +20,7 @@ import time
 import h5py
 import numpy as np
 import pytest
-from reliability_testing import command, error_line, run, snapshot
+from reliability_testing import command, error_line, run_here, snapshot
 
 from worldmodels.data.adapters import export_d4rl, import_d4rl
 from worldmodels.data.collect import collect
@@ -44,7 +44,7 @@ def assert_same_data(a: EpisodeStore, b: EpisodeStore) -> None:
             np.testing.assert_array_equal(a.read(i, key), b.read(i, key), err_msg=f"episode {i} key {key}")
 
 
-def test_second_writer_fails_at_once_and_a_killed_writers_lock_is_taken_over(tmp_path, sub_env):
+def test_second_writer_fails_at_once_and_a_killed_writers_lock_is_taken_over(tmp_path, sub_env, capsys):
     out, n = tmp_path / "d", 100_000  # the first writer is killed long before it is done
     args = [
         "data",
@@ -66,7 +66,8 @@ def test_second_writer_fails_at_once_and_a_killed_writers_lock_is_taken_over(tmp
             time.sleep(0.01)
         assert first.poll() is None, "the first writer finished before the second could start"
         started = time.monotonic()
-        second = run("worldmodels", *args, "--episodes", str(n))
+        # the test process is the second writer (a few episodes: without a lock it would not hang here)
+        second = run_here(capsys, "worldmodels", *args, "--episodes", "3")
         assert second.returncode == 2
         line = error_line(second.stderr, "worldmodels data collect: error: ")
         assert (
@@ -81,7 +82,7 @@ def test_second_writer_fails_at_once_and_a_killed_writers_lock_is_taken_over(tmp
         first.wait()
     done = _committed(out)
     assert 1 <= done < n and (out / ".writer.lock").read_text()  # the dead writer's record stays
-    resumed = run("worldmodels", *args, "--episodes", str(done + 3))
+    resumed = run_here(capsys, "worldmodels", *args, "--episodes", str(done + 3))
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     reference = collect(ENV, policy="noisy-expert", episodes=done + 3, out=tmp_path / "ref",
                         env_kwargs={"img_size": 32}, progress=False)  # fmt: skip
@@ -105,13 +106,13 @@ def test_two_writers_in_python_and_the_lock_is_released_on_close(tmp_path, sub_e
     assert proc.returncode == 0, proc.stderr[-2000:]
 
 
-def test_collect_into_a_directory_that_is_not_a_dataset_touches_nothing(tmp_path):
+def test_collect_into_a_directory_that_is_not_a_dataset_touches_nothing(tmp_path, capsys):
     d = tmp_path / "mine"
     (d / "episodes" / "x").mkdir(parents=True)
     (d / "episodes" / "x" / "keep.txt").write_text("user data")
     (d / "notes.txt").write_text("more user data")
     before = snapshot(d)
-    proc = run("worldmodels", "data", "collect", "--env", ENV, "--policy", "random", "--episodes", "1", "--out",
+    proc = run_here(capsys, "worldmodels", "data", "collect", "--env", ENV, "--policy", "random", "--episodes", "1", "--out",
                str(d), "--img-size", "32")  # fmt: skip
     assert proc.returncode == 2
     line = error_line(proc.stderr, "worldmodels data collect: error: ")
@@ -161,11 +162,15 @@ def make_tiny_store():
     return make
 
 
-def test_import_with_nan_in_a_later_episode_names_file_and_episode_and_leaves_nothing(d4rl_file, tmp_path):
+def test_import_with_nan_in_a_later_episode_names_file_and_episode_and_leaves_nothing(
+    d4rl_file, tmp_path, capsys
+):
     with h5py.File(d4rl_file, "a") as f:
         f["rewards"][10] = np.nan  # episode 2 (rows 9..14)
     out = tmp_path / "out"
-    proc = run("worldmodels", "data", "import", "--format", "d4rl", str(d4rl_file), "--out", str(out))
+    proc = run_here(
+        capsys, "worldmodels", "data", "import", "--format", "d4rl", str(d4rl_file), "--out", str(out)
+    )
     assert proc.returncode == 2
     line = error_line(proc.stderr, "worldmodels data import: error: ")
     assert line.endswith(f"{d4rl_file}: episode 2 (rows 9..14): key 'reward' has NaN or inf")
@@ -175,28 +180,46 @@ def test_import_with_nan_in_a_later_episode_names_file_and_episode_and_leaves_no
     assert len(import_d4rl(d4rl_file, out)) == 3  # the retry is not refused
 
 
-def test_import_of_pixels_without_their_final_frames_is_an_error_or_an_explicit_flag(d4rl_file, tmp_path):
+def test_import_of_pixels_without_their_final_frames_is_an_error_or_an_explicit_flag(
+    d4rl_file, tmp_path, capsys
+):
     with h5py.File(d4rl_file, "a") as f:
         del f["infos/pixels"]
-    proc = run(
-        "worldmodels", "data", "import", "--format", "d4rl", str(d4rl_file), "--out", str(tmp_path / "o")
+    proc = run_here(
+        capsys,
+        "worldmodels",
+        "data",
+        "import",
+        "--format",
+        "d4rl",
+        str(d4rl_file),
+        "--out",
+        str(tmp_path / "o"),
     )
     assert proc.returncode == 2 and not (tmp_path / "o").exists()
     line = error_line(proc.stderr, "worldmodels data import: error: ")
     assert (
         f"{d4rl_file}: 'metadata/final/pixels' has no 'infos/pixels'" in line and "--drop-info pixels" in line
     )
-    proc = run("worldmodels", "data", "import", "--format", "d4rl", str(d4rl_file), "--out", str(tmp_path / "o"),
-               "--drop-info", "pixels")  # fmt: skip
+    proc = run_here(capsys, "worldmodels", "data", "import", "--format", "d4rl", str(d4rl_file), "--out",
+                    str(tmp_path / "o"), "--drop-info", "pixels")  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "pixels" not in EpisodeStore.open(tmp_path / "o").keys
 
 
-def test_import_of_a_truncated_hdf5_names_it(d4rl_file, tmp_path):
+def test_import_of_a_truncated_hdf5_names_it(d4rl_file, tmp_path, capsys):
     data = d4rl_file.read_bytes()
     d4rl_file.write_bytes(data[: len(data) // 2])
-    proc = run(
-        "worldmodels", "data", "import", "--format", "d4rl", str(d4rl_file), "--out", str(tmp_path / "o")
+    proc = run_here(
+        capsys,
+        "worldmodels",
+        "data",
+        "import",
+        "--format",
+        "d4rl",
+        str(d4rl_file),
+        "--out",
+        str(tmp_path / "o"),
     )
     assert proc.returncode == 2 and not (tmp_path / "o").exists()
     assert f"{d4rl_file}: not a readable HDF5 file" in error_line(
@@ -238,3 +261,11 @@ def test_a_killed_build_leaves_no_dataset_and_is_cleaned_by_the_next(tmp_path, s
         EpisodeStore.create(tmp, env_id="test/X-v0").close()
     assert not list(tmp_path.glob(".out.tmp-build-*")) and (tmp_path / "out" / "manifest.json").exists()
     shutil.rmtree(tmp_path / "out")
+
+
+def test_a_writer_store_pickles_without_its_lock(tmp_path):
+    import pickle
+
+    store = EpisodeStore.create(tmp_path / "d", env_id="test/X-v0")
+    copy = pickle.loads(pickle.dumps(store))
+    assert copy._lock is None and copy.root == store.root and len(copy) == 0

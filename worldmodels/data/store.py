@@ -393,6 +393,13 @@ class EpisodeStore:
         if self._lock is not None:
             self._lock()
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (e.g. to DataLoader workers) without the writer lock or open memory maps: a copy in
+        another process is a reader until it writes, and then takes the lock itself."""
+        state = self.__dict__.copy()
+        state["_lock"], state["_maps"] = None, OrderedDict()
+        return state
+
     def __enter__(self) -> EpisodeStore:
         return self
 
@@ -457,7 +464,14 @@ class EpisodeStore:
         cache_key = (kind, episode, key)
         arr = self._maps.get(cache_key)
         if arr is None:
-            arr = np.load(path, mmap_mode="r", allow_pickle=False)
+            try:
+                arr = np.load(path, mmap_mode="r", allow_pickle=False)
+            except (ValueError, OSError, EOFError) as err:
+                what = f"key {key!r} of episode {episode}" if kind == "ep" else f"{kind} of episode {episode}"
+                raise ValueError(
+                    f"{path}: {what} is not a readable .npy ({err}); the dataset is damaged (find every bad "
+                    "file with EpisodeStore.open(root, verify='full'))"
+                ) from None
             self._maps[cache_key] = arr
             if len(self._maps) > self._max_open:
                 self._maps.popitem(last=False)

@@ -25,12 +25,14 @@ any checkpoint, mid-epoch included, reaches the uninterrupted run's global step 
 
 from __future__ import annotations
 
+import argparse
 import warnings
 
 import lightning as L
 import torch
 from lightning.pytorch.cli import LightningCLI
 
+from worldmodels.errors import UserError
 from worldmodels.training.callbacks import SavePretrained, SeedEachStep
 
 
@@ -120,14 +122,18 @@ def lightning_main(argv: list[str]) -> int:
     torch.set_flush_denormal(True)
     # we pass argv explicitly (the `worldmodels` entry point already consumed sys.argv)
     warnings.filterwarnings("ignore", message=".*LightningCLI's args parameter is intended.*")
-    WorldModelsCLI(
-        L.LightningModule,
-        L.LightningDataModule,
-        subclass_mode_model=True,
-        subclass_mode_data=True,
-        args=argv,
-        trainer_defaults={"callbacks": [SavePretrained(), SeedEachStep()]},
-        save_config_kwargs={"overwrite": True},
-        seed_everything_default=0,
-    )
+    try:
+        WorldModelsCLI(
+            L.LightningModule,
+            L.LightningDataModule,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            args=argv,
+            trainer_defaults={"callbacks": [SavePretrained(), SeedEachStep()]},
+            save_config_kwargs={"overwrite": True},
+            seed_everything_default=0,
+            parser_kwargs={"exit_on_error": False},
+        )
+    except argparse.ArgumentError as err:  # a bad flag or config: one line (worldmodels.errors)
+        raise UserError(str(err)) from None
     return 0
