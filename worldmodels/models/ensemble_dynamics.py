@@ -255,9 +255,7 @@ class EnsembleDynamics(Pretrained, nn.Module):
         target = (torch.cat([next_obs - obs, reward[..., None]], -1) - self.target_mean) / self.target_std
         return (mean - target).pow(2).mean((1, 2))
 
-    def predict(
-        self, obs: Tensor, action: Tensor, members: Tensor | None = None
-    ) -> tuple[Tensor, Tensor]:
+    def predict(self, obs: Tensor, action: Tensor, members: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Raw-unit ``mean, std (E, B, O + 1)`` of ``(s' - s, r)`` for ``obs (B, O)``, ``action (B, A)``
         (``(M, B, O + 1)`` for the given ``members``)."""
         mean, logvar = self(obs, action, members)
