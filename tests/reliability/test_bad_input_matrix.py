@@ -127,6 +127,12 @@ CASES: dict[str, list[tuple[str, list[str], str]]] = {
         ("zero-budget", ["eval", "--model", "{model}", "--env", "worldmodels/Wall-v0", "--budget", "0"],
          "budget=0 must be >= 1"),
     ],
+    "worldmodels rl": [
+        ("missing-dataset", ["rl", "train", "--algo", "ravl", "--data", "{tmp}/nope", "--model", "true-dynamics",
+                             "--out", "{tmp}/o"], "--data {tmp}/nope"),
+        ("unknown-algo", ["rl", "train", "--algo", "nope", "--data", "{data}", "--model", "true-dynamics",
+                          "--out", "{tmp}/o"], "algo='nope'"),
+    ],
     "synth fit": [
         ("missing-dataset", ["fit", "--data.root", "{tmp}/nope"], "nope"),
     ],
