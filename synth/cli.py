@@ -34,7 +34,14 @@ def usage() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    """Entry point of the ``synth`` script; ``argv`` excludes the program name. A user error prints one
+    line, ``synth <verb>: error: ...`` (``--debug`` or ``WORLDMODELS_DEBUG=1``: the traceback)."""
+    from worldmodels.errors import run_command
+
+    return run_command("synth", sys.argv[1:] if argv is None else argv, _dispatch, depth=1)
+
+
+def _dispatch(argv: list[str]) -> int:
     if not argv or argv[0] in {"-h", "--help"}:
         print(usage())
         return 0

@@ -63,6 +63,13 @@ def _conv_ae():
     return ConvAEEncoder(embed_dim=8, width=8, num_down=2)
 
 
+def _state_ae():
+    from worldmodels.encoders.state_ae import StateAEEncoder
+
+    torch.manual_seed(0)
+    return StateAEEncoder(code_dim=2, embed_dim=16, width=8, num_down=2, img_size=16)
+
+
 def _mlp_policy():
     from worldmodels.data.policies import MLPPolicy
 
@@ -97,6 +104,18 @@ def _video():
                            sampler={"steps": 2, "sigma_max": 5.0}, stats=stats, env_id="worldmodels/Wall-v0")  # fmt: skip
 
 
+def _ensemble_dynamics():
+    from worldmodels.models.ensemble_dynamics import EnsembleDynamics
+
+    torch.manual_seed(0)
+    return EnsembleDynamics(obs_dim=4, action_dim=2, num_members=3, num_elites=2, hidden=(8, 8),
+                            env_id="HalfCheetah-v5", action_low=[-1.0, -0.5], action_high=[1.0, 0.5])  # fmt: skip
+
+
+def _proprio_obs(dim: int) -> Callable[[], dict[str, torch.Tensor]]:
+    return lambda: {"proprio": torch.randn(1, 2, dim, generator=torch.Generator().manual_seed(1))}
+
+
 def _synther():
     import numpy as np
 
@@ -112,8 +131,10 @@ def _synther():
 
 
 CASES: dict[str, Case] = {
+    "EnsembleDynamics": Case(_ensemble_dynamics, {"world_model", "steppable"}, obs=_proprio_obs(4)),
     "LatentWorldModel": Case(_latent, {"world_model"}, obs=_pixels_obs(32, 2)),
     "conv_ae": Case(_conv_ae, {"encoder"}),
+    "state_ae": Case(_state_ae, {"encoder"}),
     "MLPPolicy": Case(_mlp_policy, {"policy"}),
     "TanhGaussianActor": Case(_actor, {"actor"}),
     "VectorizedCritic": Case(_critic, {"critic"}),

@@ -113,7 +113,7 @@ def test_refuses_another_models_samples_unless_overwrite(tiny_model, tmp_path, o
     with pytest.raises(
         ValueError, match=r"another model or other settings \(differs in \['seed'\]\).*--overwrite"
     ):
-        _gen(tiny_model, tmp_path / "o", seed=1)
+        _gen(tiny_model, tmp_path / "o", seed=1, debug=True)  # --debug: the error itself, not its one line
     other = tmp_path / "other"
     from worldmodels import load_pretrained
 
@@ -122,14 +122,14 @@ def test_refuses_another_models_samples_unless_overwrite(tiny_model, tmp_path, o
         m.denoiser.inp.weight.add_(0.01)
     m.save_pretrained(other)
     with pytest.raises(ValueError, match=r"differs in \['model_sha256'\]"):
-        _gen(other, tmp_path / "o")
+        _gen(other, tmp_path / "o", debug=True)
     _gen(other, tmp_path / "o", overwrite=True)
     meta = json.loads((tmp_path / "o" / "metadata.json").read_text())
     assert meta["model"] == str(other.resolve()) and meta["complete"]
     (tmp_path / "junk").mkdir()
     (tmp_path / "junk" / "x.txt").write_text("x")
     with pytest.raises(ValueError, match=r"not empty and has no metadata\.json"):
-        _gen(tiny_model, tmp_path / "junk")
+        _gen(tiny_model, tmp_path / "junk", debug=True)
     with pytest.raises(ValueError, match="--format 'parquet'"):
         GenerateConfig(model=str(tiny_model), num=3, out=str(tmp_path / "p"), format="parquet")
 

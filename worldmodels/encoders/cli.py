@@ -1,6 +1,7 @@
 """``worldmodels pretrain-encoder`` and ``worldmodels cache-features``.
 
 worldmodels pretrain-encoder --data data/wall --encoder conv_ae --out runs/encoder [--steps 1500]
+worldmodels pretrain-encoder --data data/wall --encoder state_ae --out runs/encoder   # needs the 'state' key
 worldmodels cache-features --data data/wall --encoder conv_ae --path runs/encoder
 """
 
@@ -18,6 +19,21 @@ from tqdm.auto import tqdm
 from worldmodels.data.store import EpisodeStore
 from worldmodels.devices import resolve_device
 from worldmodels.encoders.cache import build_feature_cache, prepare_frames
+
+
+def _weighted_recon(recon: torch.Tensor, x: torch.Tensor, background: torch.Tensor) -> torch.Tensor:
+    """Per-pixel MSE re-weighted towards pixels that differ from the dataset's median frame."""
+    weight = 1.0 + 20.0 * (x - background).abs().amax(dim=1, keepdim=True)
+    return (weight * (recon - x) ** 2).mean()
+
+
+def _median_frame(
+    store: EpisodeStore, rng: np.random.Generator, img_size: int | None, device
+) -> torch.Tensor:
+    sample = prepare_frames(
+        np.stack([store.read(int(e), "pixels", 0) for e in rng.integers(0, len(store), 64)]), img_size
+    )
+    return sample.float().median(dim=0).values.to(device) / 255.0
 
 
 def pretrain_conv_ae(
@@ -46,10 +62,7 @@ def pretrain_conv_ae(
     torch.manual_seed(seed)
     enc = ConvAEEncoder(embed_dim=embed_dim).to(device)
     lengths = store.episode_lengths
-    sample = prepare_frames(
-        np.stack([store.read(int(e), "pixels", 0) for e in rng.integers(0, len(store), 64)]), img_size
-    )
-    background = sample.float().median(dim=0).values.to(device) / 255.0
+    background = _median_frame(store, rng, img_size, device)
     opt = torch.optim.AdamW(enc.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
     bar = tqdm(range(steps), desc="pretrain conv_ae", disable=not progress)
@@ -58,8 +71,7 @@ def pretrain_conv_ae(
         frames = [store.read(int(e), "pixels", int(rng.integers(0, lengths[e] + 1))) for e in eps]
         x = prepare_frames(np.stack(frames), img_size).to(device).float() / 255.0
         recon = enc.decode_tokens(enc.encode_frames(x))
-        weight = 1.0 + 20.0 * (x - background).abs().amax(dim=1, keepdim=True)
-        loss = (weight * (recon - x) ** 2).mean()
+        loss = _weighted_recon(recon, x, background)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -68,18 +80,84 @@ def pretrain_conv_ae(
     return enc.cpu().eval()
 
 
+def pretrain_state_ae(
+    store: EpisodeStore,
+    *,
+    steps: int = 1500,
+    batch_size: int = 64,
+    lr: float = 1e-3,
+    embed_dim: int = 64,
+    img_size: int | None = None,
+    state_weight: float = 1.0,
+    code_scale: float = 2.0,
+    seed: int = 0,
+    progress: bool = True,
+    device: str | torch.device = "cpu",
+):
+    """Train a :class:`StateAEEncoder` on random frames of ``store``: the weighted reconstruction loss of
+    :func:`pretrain_conv_ae` plus ``state_weight`` x the MSE between the state code and the frame's
+    standardised visible state (:func:`worldmodels.encoders.probe.probe_state`; the dataset needs the
+    ``state`` key our collectors store). Returns the encoder (eval mode, on the CPU)."""
+    from worldmodels.encoders.probe import probe_state
+    from worldmodels.encoders.state_ae import StateAEEncoder
+
+    for key in ("pixels", "state"):
+        if key not in store.keys:
+            raise ValueError(f"{store.root}: key {key!r} is not in the dataset {store.keys}")
+    if not state_weight >= 0:
+        raise ValueError(f"state_weight={state_weight} must be >= 0")
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    env_id, lengths = store.env_id, store.episode_lengths
+    ref = np.concatenate([store.read(int(e), "state") for e in rng.integers(0, len(store), 64)])
+    ref = probe_state(env_id, ref)
+    mean, std = ref.mean(0), ref.std(0)
+    std = np.where(std > 1e-8, std, 1.0)
+    size = img_size or store.read(0, "pixels", 0).shape[0]
+    enc = StateAEEncoder(code_dim=ref.shape[1], embed_dim=embed_dim, img_size=size, code_scale=code_scale)
+    enc = enc.to(device)
+    background = _median_frame(store, rng, img_size, device)
+    opt = torch.optim.AdamW(enc.parameters(), lr=lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+    bar = tqdm(range(steps), desc="pretrain state_ae", disable=not progress)
+    for _ in bar:
+        eps = rng.integers(0, len(store), batch_size)
+        idx = [int(rng.integers(0, lengths[e] + 1)) for e in eps]
+        frames = [store.read(int(e), "pixels", t) for e, t in zip(eps, idx, strict=True)]
+        states = np.stack([store.read(int(e), "state", t) for e, t in zip(eps, idx, strict=True)])
+        target = torch.as_tensor(
+            (probe_state(env_id, states) - mean) / std, dtype=torch.float32, device=device
+        )
+        x = prepare_frames(np.stack(frames), img_size).to(device).float() / 255.0
+        tokens, code = enc.encode_with_code(x)
+        recon = enc.decode_tokens(tokens)
+        rec_loss, state_loss = _weighted_recon(recon, x, background), F.mse_loss(code, target)
+        loss = rec_loss + state_weight * state_loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        bar.set_postfix(recon=f"{rec_loss.item():.4f}", state=f"{state_loss.item():.4f}")
+    return enc.cpu().eval()
+
+
 def pretrain_main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(
         prog="worldmodels pretrain-encoder", description="Pre-train an offline encoder."
     )
     p.add_argument("--data", required=True, help="dataset directory (with pixels)")
-    p.add_argument("--encoder", default="conv_ae", choices=("conv_ae",), help="offline encoder to train")
+    p.add_argument(
+        "--encoder", default="conv_ae", choices=("conv_ae", "state_ae"),
+        help="offline encoder to train (state_ae: needs the dataset's 'state' key, see docs/encoders.md)",
+    )  # fmt: skip
     p.add_argument("--out", required=True, help="output directory (config.json + model.safetensors)")
     p.add_argument("--steps", type=int, default=1500)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--embed-dim", type=int, default=64)
     p.add_argument("--img-size", type=int, default=None, help="resize frames (default: dataset size)")
+    p.add_argument("--state-weight", type=float, default=1.0, help="state_ae: weight of the state loss")
+    p.add_argument("--code-scale", type=float, default=2.0, help="state_ae: code multiplier in the tokens")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--device", default="auto", help="torch device (default: auto = the GPU when there is one)"
@@ -91,8 +169,12 @@ def pretrain_main(argv: list[str]) -> int:
         p.error(str(err))
     store = EpisodeStore.open(args.data)
     t0 = time.perf_counter()
-    enc = pretrain_conv_ae(store, steps=args.steps, batch_size=args.batch_size, lr=args.lr, embed_dim=args.embed_dim,
-                           img_size=args.img_size, seed=args.seed, device=device)  # fmt: skip
+    common = dict(steps=args.steps, batch_size=args.batch_size, lr=args.lr, embed_dim=args.embed_dim,
+                  img_size=args.img_size, seed=args.seed, device=device)  # fmt: skip
+    if args.encoder == "state_ae":
+        enc = pretrain_state_ae(store, state_weight=args.state_weight, code_scale=args.code_scale, **common)
+    else:
+        enc = pretrain_conv_ae(store, **common)
     enc.save_pretrained(args.out)
     print(f"saved {enc.name} to {args.out} ({time.perf_counter() - t0:.0f} s on {device})")
     return 0
@@ -105,8 +187,8 @@ def cache_main(argv: list[str]) -> int:
         prog="worldmodels cache-features", description="Encode a dataset's frames once."
     )
     p.add_argument("--data", required=True)
-    p.add_argument("--encoder", required=True, choices=("conv_ae", "dinov2"))
-    p.add_argument("--path", default=None, help="conv_ae: pre-trained encoder directory")
+    p.add_argument("--encoder", required=True, choices=("conv_ae", "state_ae", "dinov2"))
+    p.add_argument("--path", default=None, help="conv_ae / state_ae: pre-trained encoder directory")
     p.add_argument("--weights", default="hf-cache", help="dinov2: weights file, 'hf-cache' or 'random'")
     p.add_argument("--model-name", default="vit_small_patch14_dinov2")
     p.add_argument("--img-size", type=int, default=None)
@@ -119,10 +201,10 @@ def cache_main(argv: list[str]) -> int:
     except ValueError as err:
         p.error(str(err))
     store = EpisodeStore.open(args.data)
-    if args.encoder == "conv_ae":
+    if args.encoder != "dinov2":
         if args.path is None:
-            p.error("--path is required for --encoder conv_ae")
-        enc = build_encoder("conv_ae", path=args.path)
+            p.error(f"--path is required for --encoder {args.encoder}")
+        enc = build_encoder(args.encoder, path=args.path)
         img_size = args.img_size or store.read(0, "pixels").shape[1]
     else:
         img_size = args.img_size or 224

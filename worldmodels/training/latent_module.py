@@ -13,17 +13,19 @@ import torch.nn.functional as F
 from worldmodels.encoders import build_encoder
 from worldmodels.encoders.base import Encoder
 from worldmodels.models.latent_world_model import LatentWorldModel
+from worldmodels.pretrained import read_config
 from worldmodels.training.optim import adamw_with_schedule, check_schedule
 
-ENCODER_CHOICES = ("conv_ae", "dinov2")
+ENCODER_CHOICES = ("conv_ae", "state_ae", "dinov2")
 
 
 class LatentWorldModelModule(L.LightningModule):
     """Teacher-forced next-frame training of the block-causal predictor on frozen encoder tokens.
 
     Args:
-        encoder: ``conv_ae`` (offline, pre-trained by ``worldmodels pretrain-encoder``) or ``dinov2``.
-        encoder_path: ``conv_ae``: the pre-trained encoder directory (required).
+        encoder: ``conv_ae`` / ``state_ae`` (offline, pre-trained by ``worldmodels pretrain-encoder``) or
+            ``dinov2``.
+        encoder_path: ``conv_ae`` / ``state_ae``: the pre-trained encoder directory (required).
         dinov2_model: ``dinov2``: timm model name.
         dinov2_weights: ``dinov2``: weights file, ``hf-cache``, or ``random`` (explicit random weights).
         encoder_img_size: image size fed to the encoder (DINO-WM: 224; CPU profile: 64).
@@ -84,17 +86,23 @@ class LatentWorldModelModule(L.LightningModule):
             raise ValueError(
                 f"rollout_passes={rollout_passes} and rollout_weight={rollout_weight} must be >= 0"
             )
-        if encoder == "conv_ae" and not encoder_path:
+        if encoder != "dinov2" and not encoder_path:
             raise ValueError(
-                "encoder_path is required for encoder='conv_ae' (run `worldmodels pretrain-encoder`)"
+                f"encoder_path is required for encoder={encoder!r} (run `worldmodels pretrain-encoder`)"
             )
         self.save_hyperparameters()
         self.model: LatentWorldModel | None = None
 
+    def prepare_data(self) -> None:
+        """Check the encoder directory before the trainer writes anything (its ``config.yaml``): a missing
+        or broken one is a one-line error naming it."""
+        if self.hparams.encoder == "conv_ae":
+            read_config(self.hparams.encoder_path)
+
     def _build_encoder(self) -> tuple[Encoder, dict]:
         h = self.hparams
-        if h.encoder == "conv_ae":
-            enc = build_encoder("conv_ae", path=h.encoder_path)
+        if h.encoder != "dinov2":
+            enc = build_encoder(h.encoder, path=h.encoder_path)
         else:
             enc = build_encoder(
                 "dinov2", model_name=h.dinov2_model, weights=h.dinov2_weights, img_size=h.encoder_img_size
