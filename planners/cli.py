@@ -20,6 +20,13 @@ from planners.evaluate import EvalOptions, evaluate
 DEFAULTS = EvalOptions()
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be >= 1")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="planners", description="Plan with world models.")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -79,8 +86,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="proprio weight (DINO-WM: 1 Wall/PushT, 0 PointMaze; default: %(default)s)")  # fmt: skip
     e.add_argument("--objective", default=DEFAULTS.objective_mode, choices=("last", "all"),
                    help="goal distance on the last / all frames (default: %(default)s)")  # fmt: skip
-    e.add_argument("--chunk-size", type=int, default=DEFAULTS.chunk_size,
-                   help="candidates per model call (bounds memory; default: %(default)s)")  # fmt: skip
+    e.add_argument("--chunk-size", type=_chunk_size, default=DEFAULTS.chunk_size,
+                   help="candidates per model call (bounds memory), or auto: from the model's rollout memory "
+                        "per candidate and the free memory (default: %(default)s)")  # fmt: skip
     e.add_argument("--budget", type=int, default=DEFAULTS.budget,
                    help="env steps per episode (default: the env's planning_budget)")  # fmt: skip
     e.add_argument(
@@ -89,14 +97,31 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--device", default="cpu",
                    help="torch device for the model: cpu (default: small models plan fastest there), cuda, auto")  # fmt: skip
     e.add_argument("--amp", choices=("bf16", "fp16"), default=DEFAULTS.amp,
-                   help="roll the model out under torch.autocast of this dtype (GPU tensor cores; default: float32)")  # fmt: skip
+                   help="roll the model out under torch.autocast of this dtype where the hardware runs it natively "
+                        "(CUDA tensor cores, CPUs with AVX512-BF16/AMX); elsewhere float32, said in one line "
+                        "(default: float32)")  # fmt: skip
+    e.add_argument("--force", action="store_true",
+                   help="with --amp: fail instead of falling back to float32 where the dtype is not native")  # fmt: skip
     e.add_argument(
-        "--threads", type=int, default=None, help="torch CPU threads (1 is much faster on a busy machine)"
+        "--threads",
+        type=_positive_int,
+        default=None,
+        help="torch CPU threads (1 is much faster on a busy machine)",
     )
     e.add_argument("--workers", type=int, default=DEFAULTS.workers,
                    help="evaluate pairs in this many processes (1 thread each; default: %(default)s)")  # fmt: skip
     e.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
+
+
+def _chunk_size(text: str) -> int | str:
+    """``--chunk-size``: a positive integer or ``auto``."""
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer or 'auto'") from None
 
 
 def planner_kwargs(name: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -155,18 +180,18 @@ def load_model(path: str, env_id: str, device: str) -> Any:
 def eval_main(args: argparse.Namespace) -> int:
     import torch
 
-    from worldmodels.devices import resolve_device
+    from worldmodels.devices import choose_precision, resolve_device
 
     torch.set_flush_denormal(True)
     if args.threads:
         torch.set_num_threads(args.threads)
-    try:
-        options = eval_options(args)
-        model = load_model(args.model, args.env, str(resolve_device(args.device)))
-        res = evaluate(model, args.env, args.planner, options)
-    except (ValueError, FileNotFoundError) as err:
-        print(f"planners eval: {err}", file=sys.stderr)
-        return 2
+    if args.force and args.amp is None:
+        raise ValueError("--force: only with --amp bf16 or --amp fp16")
+    device = resolve_device(args.device)
+    args.amp = choose_precision(args.amp, device, force=args.force)
+    options = eval_options(args)  # user errors: one line from main (worldmodels.errors)
+    model = load_model(args.model, args.env, str(device))
+    res = evaluate(model, args.env, args.planner, options)
     lo, hi = res.ci95
     name = f"{'MPC+' if args.mpc else ''}{args.planner.upper()}"
     print(
@@ -179,8 +204,15 @@ def eval_main(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``planners`` script; ``argv`` excludes the program name."""
-    args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
+    """Entry point of the ``planners`` script; ``argv`` excludes the program name. A user error prints one
+    line, ``planners <verb>: error: ...`` (``--debug`` or ``WORLDMODELS_DEBUG=1``: the traceback)."""
+    from worldmodels.errors import run_command
+
+    return run_command("planners", sys.argv[1:] if argv is None else argv, _dispatch, depth=1)
+
+
+def _dispatch(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
     if args.cmd == "eval":
         return eval_main(args)
     raise ValueError(f"unknown command {args.cmd!r}; allowed: eval")

@@ -121,12 +121,32 @@ class NegativeReturn:
         return -(r * w).sum(1)
 
 
+def memory_budget(device: torch.device) -> int:
+    """Bytes a chunk of rollouts may take: half the free memory of a CUDA device, else a quarter of the
+    available RAM (at most 4 GiB: on a CPU larger chunks bring no speed, see docs/speed.md)."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return free // 2
+    import psutil
+
+    return min(psutil.virtual_memory().available // 4, 4 * 2**30)
+
+
+def auto_chunk_size(model: WorldModel, state: Any, horizon: int, device: torch.device) -> int | None:
+    """Candidates per model call from the model's rollout memory per candidate and :func:`memory_budget`
+    (``None``: the model does not say, so all candidates at once)."""
+    per_sample = getattr(model, "rollout_bytes_per_sample", None)
+    if per_sample is None:
+        return None
+    return max(1, memory_budget(device) // max(1, per_sample(state, horizon)))
+
+
 def make_cost_fn(
     model: WorldModel,
     state: Any,
     objective: Objective,
     *,
-    chunk_size: int | None = None,
+    chunk_size: int | Literal["auto"] | None = None,
     differentiable: bool = False,
     amp: str | None = None,
     generator: torch.Generator | None = None,
@@ -142,7 +162,8 @@ def make_cost_fn(
         state: ``model.encode(...)`` of the current observation history (batch 1); for
             ``differentiable=True`` encode it under ``torch.no_grad()``, not ``torch.inference_mode()``.
         objective: ``objective(pred_state, actions) -> (B,)``.
-        chunk_size: candidates per model call (``None``: all at once).
+        chunk_size: candidates per model call (``None``: all at once; ``"auto"``: as many as fit
+            :func:`memory_budget` by the model's ``rollout_bytes_per_sample``, see :func:`auto_chunk_size`).
         differentiable: keep the autograd graph (gradient planners); otherwise the rollouts run under
             ``torch.inference_mode()``.
         amp: ``"bf16"`` or ``"fp16"``: roll out under ``torch.autocast`` of that dtype on the actions'
@@ -152,8 +173,13 @@ def make_cost_fn(
             ``generator``): every rollout draws from it, so a plan is reproducible from its seed. Refused for
             a deterministic model (it would be silently ignored).
     """
-    if chunk_size is not None and chunk_size < 1:
-        raise ValueError(f"chunk_size={chunk_size} must be >= 1 or None")
+    if (
+        chunk_size is not None
+        and chunk_size != "auto"
+        and (not isinstance(chunk_size, int) or chunk_size < 1)
+    ):
+        raise ValueError(f"chunk_size={chunk_size!r} must be >= 1, 'auto' or None")
+    auto: dict[tuple[int, torch.device], int | None] = {}  # (horizon, device) -> chunk
     dtype = amp_dtype(amp)
     kwargs: dict[str, Any] = {}
     if generator is not None:
@@ -173,7 +199,13 @@ def make_cost_fn(
     def cost_fn(actions: Tensor) -> Tensor:
         if actions.ndim != 3:
             raise ValueError(f"actions has shape {tuple(actions.shape)}, expected (S, horizon, action_dim)")
-        size = chunk_size or actions.shape[0]
+        size = chunk_size
+        if size == "auto":
+            key = (actions.shape[1], actions.device)
+            if key not in auto:
+                auto[key] = auto_chunk_size(model, state, actions.shape[1], actions.device)
+            size = auto[key]
+        size = size or actions.shape[0]
         ctx = contextlib.nullcontext() if differentiable else torch.inference_mode()
         with ctx:
             costs = torch.cat([objective(rollout(a), a) for a in actions.split(size)])

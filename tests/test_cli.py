@@ -29,5 +29,15 @@ def test_every_command_target_exists(name):
 
 def test_synth_help_and_unknown(capsys):
     assert synth_cli.main([]) == 0
-    assert synth_cli.main(["generate"]) == 2
-    assert "'generate'" in capsys.readouterr().err
+    assert "generate" in capsys.readouterr().out
+    assert synth_cli.main(["nope"]) == 2
+    assert "'nope'" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:  # argparse: --model, --num, --out are required
+        synth_cli.main(["generate"])
+    assert exit_info.value.code == 2
+
+
+@pytest.mark.parametrize("name", sorted(synth_cli.COMMANDS))
+def test_every_synth_command_target_exists(name):
+    module, func, _ = synth_cli.COMMANDS[name]
+    assert callable(getattr(importlib.import_module(module), func))

@@ -104,7 +104,34 @@ def _video():
                            sampler={"steps": 2, "sigma_max": 5.0}, stats=stats, env_id="worldmodels/Wall-v0")  # fmt: skip
 
 
+def _ensemble_dynamics():
+    from worldmodels.models.ensemble_dynamics import EnsembleDynamics
+
+    torch.manual_seed(0)
+    return EnsembleDynamics(obs_dim=4, action_dim=2, num_members=3, num_elites=2, hidden=(8, 8),
+                            env_id="HalfCheetah-v5", action_low=[-1.0, -0.5], action_high=[1.0, 0.5])  # fmt: skip
+
+
+def _proprio_obs(dim: int) -> Callable[[], dict[str, torch.Tensor]]:
+    return lambda: {"proprio": torch.randn(1, 2, dim, generator=torch.Generator().manual_seed(1))}
+
+
+def _synther():
+    import numpy as np
+
+    from synth.model import SynthER, fit_normalization
+
+    torch.manual_seed(0)
+    model = SynthER(obs_dim=3, action_dim=2, denoiser={"width": 16, "blocks": 1, "dim_t": 8},
+                    sampler={"steps": 2, "solver": "heun"})  # fmt: skip
+    flat = np.random.default_rng(0).normal(size=(20, 10))
+    flat[:, -1] = np.arange(20) % 2
+    model.set_normalization(fit_normalization(flat, 3, 2))
+    return model
+
+
 CASES: dict[str, Case] = {
+    "EnsembleDynamics": Case(_ensemble_dynamics, {"world_model", "steppable"}, obs=_proprio_obs(4)),
     "LatentWorldModel": Case(_latent, {"world_model"}, obs=_pixels_obs(32, 2)),
     "conv_ae": Case(_conv_ae, {"encoder"}),
     "state_ae": Case(_state_ae, {"encoder"}),
@@ -112,6 +139,7 @@ CASES: dict[str, Case] = {
     "TanhGaussianActor": Case(_actor, {"actor"}),
     "VectorizedCritic": Case(_critic, {"critic"}),
     "VideoWorldModel": Case(_video, {"world_model"}, obs=_pixels_obs(16, 2)),
+    "synther": Case(_synther, {"generator"}),
 }
 
 

@@ -22,6 +22,8 @@ import sys
 import time
 from pathlib import Path
 
+from worldmodels.io import atomic_write_text
+
 STAGES = ("envs", "data", "encoder", "fit", "plan")
 DEMO_ENV = "worldmodels/Wall-v0"
 #: behaviour policy of the demo data (as ``configs/latent/wall.yaml``'s): the expert alone never pushes into
@@ -115,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"videos: {plan}")
     timings["total"] = time.perf_counter() - t_start
     print("\nstage times (s): " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()))
-    (out / "timings.json").write_text(json.dumps(timings, indent=2))
+    atomic_write_text(out / "timings.json", json.dumps(timings, indent=2))
     return 0
 
 

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -43,7 +42,7 @@ import torch
 from einops import rearrange
 from torch import Tensor
 
-from worldmodels.io import atomic_write_text
+from worldmodels.io import atomic_path, atomic_write_text
 
 
 def psnr01(pred: Tensor, target: Tensor) -> Tensor:
@@ -328,10 +327,9 @@ def write_plot(path: Path, result: dict[str, Any]) -> None:
         ax.set(xlabel=f"imagined step (x{result['frameskip']} env steps)", title=m)
     np.atleast_1d(axes)[0].legend(fontsize=8)
     fig.tight_layout()
-    tmp = path.with_name(path.name + ".tmp")
-    fig.savefig(tmp, format="png", dpi=100)
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
     plt.close(fig)
-    os.replace(tmp, path)
 
 
 def write_videos(d: Path, real: Tensor, imagined: Tensor, latent: dict[int, Tensor]) -> None:
@@ -348,9 +346,8 @@ def write_videos(d: Path, real: Tensor, imagined: Tensor, latent: dict[int, Tens
             img = rearrange(torch.cat(panels, -1), "c h w -> h w c").clamp(0, 1) * 255
             img = img.round().to(torch.uint8).numpy()
             frames.append(np.repeat(np.repeat(img, 4, 0), 4, 1))
-        tmp = d / f"episode_{i:03d}.tmp.mp4"
-        imageio.mimwrite(tmp, frames, fps=4, macro_block_size=16)
-        os.replace(tmp, d / f"episode_{i:03d}.mp4")
+        with atomic_path(d / f"episode_{i:03d}.mp4", suffix=".mp4") as tmp:
+            imageio.mimwrite(tmp, frames, fps=4, macro_block_size=16)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -371,12 +368,9 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    try:
-        evaluate_rollouts(args.model, args.data, args.horizon, args.latent, args.encoder, args.episodes,
-                          args.videos, args.out, args.seed, args.batch)  # fmt: skip
-    except (ValueError, FileNotFoundError) as err:
-        print(f"worldmodels evaluate-rollouts: {err}", file=sys.stderr)
-        return 2
+    # user errors (ValueError, FileNotFoundError) become one line in worldmodels.errors.run_command
+    evaluate_rollouts(args.model, args.data, args.horizon, args.latent, args.encoder, args.episodes,
+                      args.videos, args.out, args.seed, args.batch)  # fmt: skip
     return 0
 
 

@@ -47,11 +47,13 @@ ENTRY_POINT_GROUP = "worldmodels.models"
 BUILTIN_TYPES: dict[str, str] = {
     "LatentWorldModel": "worldmodels.models.latent_world_model:LatentWorldModel",
     "conv_ae": "worldmodels.encoders.conv_ae:ConvAEEncoder",
+    "EnsembleDynamics": "worldmodels.models.ensemble_dynamics:EnsembleDynamics",
     "state_ae": "worldmodels.encoders.state_ae:StateAEEncoder",
     "MLPPolicy": "worldmodels.data.policies:MLPPolicy",
     "TanhGaussianActor": "worldmodels.rl.networks:TanhGaussianActor",
     "VectorizedCritic": "worldmodels.rl.networks:VectorizedCritic",
     "VideoWorldModel": "worldmodels.models.video_diffusion:VideoWorldModel",
+    "synther": "synth.model:SynthER",
 }
 
 _RUNTIME_TYPES: dict[str, type] = {}
@@ -145,18 +147,18 @@ def check_kwargs(fn: Any, config: dict[str, Any], source: str | os.PathLike, pre
     unknown = sorted(set(config) - set(params))
     if unknown and not takes_any:
         raise ValueError(
-            f"{source}: unknown field {prefix}{unknown[0]!r} for {name}; its fields are {sorted(params)}"
+            f"{source}: unknown field {prefix + unknown[0]!r} for {name}; its fields are {sorted(params)}"
         )
     missing = [n for n, p in params.items() if p.default is p.empty and n not in config]
     if missing:
-        raise ValueError(f"{source}: field {prefix}{missing[0]!r} is missing (required by {name})")
+        raise ValueError(f"{source}: field {prefix + missing[0]!r} is missing (required by {name})")
     out = dict(config)
     for key, value in config.items():
         hint = hints.get(key, inspect.Parameter.empty)
         if not _matches(value, hint):
             hint_name = getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
             raise ValueError(
-                f"{source}: field {prefix}{key!r} is {value!r} ({type(value).__name__}), expected {hint_name}"
+                f"{source}: field {prefix + key!r} is {value!r} ({type(value).__name__}), expected {hint_name}"
             )
         if isinstance(value, list) and (hint is tuple or typing.get_origin(hint) is tuple):
             out[key] = tuple(value)
@@ -261,6 +263,7 @@ def load_pretrained(directory: str | os.PathLike, map_location: str | torch.devi
         raise ValueError(f"{weights_path}: not a readable safetensors file ({err})") from None
     model = cls.from_config(config, source=cfg_path)
     load_state_dict_checked(model, tensors, weights_path)
+    model.pretrained_path = str(d)  # where it came from, for messages that name the model
     return model.to(map_location).eval()
 
 

@@ -24,6 +24,7 @@ import math
 from pathlib import Path
 
 import gymnasium as gym
+import numpy as np
 from tqdm.auto import tqdm
 
 from planners import PLANNERS, build_planner
@@ -44,7 +45,10 @@ def evaluate(
     Args:
         model: any :class:`worldmodels.api.WorldModel` (optional attributes used when present:
             ``frameskip``, ``num_hist``, ``img_size``, ``decode``).
-        env_id: a registered env with the planning contract (``worldmodels/Wall-v0``, ...).
+        env_id: a registered env with the planning contract (``worldmodels/Wall-v0``, ...), or
+            ``module:Env-v0`` for an env registered by the user's own module (see
+            :func:`worldmodels.envs.env_spec`); checked against the model's sizes before planning
+            (:func:`check_model_env`).
         planner: a planner or its name (``cem``, ``icem``, ``mppi``, ``gd``) built with
             ``options.planner_kwargs``.
         options: pairs, seed, MPC or open loop, objective, outputs, workers (:class:`EvalOptions`; ``None``:
@@ -63,15 +67,13 @@ def evaluate(
         planner = build_planner(planner, **opts.planner_kwargs)
     else:
         planner_name = type(planner).__name__
-    if env_id not in gym.registry:
-        raise ValueError(
-            f"env_id={env_id!r} is not registered; known worldmodels ids: {worldmodels.envs.ENV_IDS}"
-        )
-    budget = opts.budget or int(worldmodels.envs.planning_budget(env_id))
+    worldmodels.envs.env_spec(env_id)  # registered, or importable as module:Env-v0
+    budget = opts.budget or worldmodels.envs.planning_budget(env_id)
     frameskip = int(getattr(model, "frameskip", 1))
     env_kwargs = {"max_episode_steps": budget, **opts.env_kwargs}
     if getattr(model, "img_size", None):
         env_kwargs["img_size"] = int(model.img_size)
+    check_model_env(model, env_id, env_kwargs)
     model_steps = math.ceil(budget / frameskip)
     horizon = opts.horizon
     controller = (
@@ -110,6 +112,43 @@ def evaluate(
     if out_dir is not None:
         write_report(result)
     return result
+
+
+#: what the evaluation calls on ``env.unwrapped`` (the planning half of the env contract)
+PLANNING_CONTRACT = ("sample_start_goal", "obs_from_state", "is_success", "get_state")
+
+
+def check_model_env(model: WorldModel, env_id: str, env_kwargs: dict) -> None:
+    """Before any planning: the env keeps the planning contract (:data:`PLANNING_CONTRACT`) and its action
+    and proprio sizes are those the model was trained with (``env_action_low`` ``(A,)``, ``proprio_mean``
+    ``(P,)`` where the model has them); ``ValueError`` naming the model, its training env and the sizes."""
+    env = gym.make(env_id, **env_kwargs)
+    try:
+        missing = [m for m in PLANNING_CONTRACT if not callable(getattr(env.unwrapped, m, None))]
+        if missing:
+            raise ValueError(
+                f"env_id={env_id!r}: the env lacks {missing} of the planning contract (see "
+                "docs/bring_your_own_env.md)"
+            )
+        have: dict[str, int] = {"action": int(np.prod(env.action_space.shape))}
+        space = getattr(env.observation_space, "spaces", {})
+        if "proprio" in space:
+            have["proprio"] = int(np.prod(space["proprio"].shape))
+    finally:
+        env.close()
+    want: dict[str, int] = {}
+    if getattr(model, "env_action_low", None) is not None:
+        want["action"] = int(model.env_action_low.numel())
+    if getattr(model, "proprio_mean", None) is not None and model.proprio_mean.numel():
+        want["proprio"] = int(model.proprio_mean.numel())
+    bad = [k for k in want if want[k] != have.get(k)]
+    if bad:
+        name = getattr(model, "pretrained_path", None) or type(model).__name__
+        trained = getattr(model, "env_id", "") or "an unrecorded env"
+        sizes = ", ".join(f"{k} {want[k]} vs {have.get(k, 'none')}" for k in bad)
+        raise ValueError(
+            f"{name}: trained on {trained}, its sizes do not fit --env {env_id} ({sizes}; model vs env)"
+        )
 
 
 __all__ = ["EvalOptions", "EvalResult", "PairResult", "evaluate", "to_model_obs", "wilson_interval"]

@@ -27,7 +27,9 @@ class EvalOptions:
         execute: model steps executed per MPC re-plan.
         planner_kwargs: constructor arguments when the planner is given by name.
         chunk_size: candidates per model call in the cost function (bounds memory: at DINO-WM's shapes, 32
-            keeps a CEM step within 8 GiB on CPU, see ``benchmarks/planning_bench.py``).
+            keeps a CEM step within 8 GiB on CPU, see ``benchmarks/planning_bench.py``); ``"auto"``: from the
+            model's rollout memory per candidate and the free memory
+            (:func:`planners.objectives.auto_chunk_size`).
         alpha: weight of the proprio term of the goal distance (DINO-WM: 1 Wall/PushT, 0 PointMaze).
         objective_mode: goal distance on the ``"last"`` predicted frame or on ``"all"`` frames (discounted).
         discount: frame discount of ``objective_mode="all"``.
@@ -49,7 +51,7 @@ class EvalOptions:
     horizon: int = 5
     execute: int = 1
     planner_kwargs: dict[str, Any] = field(default_factory=dict)
-    chunk_size: int | None = 32
+    chunk_size: int | Literal["auto"] | None = 32
     alpha: float = 1.0
     objective_mode: Literal["last", "all"] = "last"
     discount: float = 0.9
@@ -64,9 +66,10 @@ class EvalOptions:
         for name in ("pairs", "horizon", "execute", "workers"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)} must be >= 1")
-        for name in ("chunk_size", "budget"):
-            if getattr(self, name) is not None and getattr(self, name) < 1:
-                raise ValueError(f"{name}={getattr(self, name)} must be >= 1 or None")
+        if self.chunk_size != "auto" and self.chunk_size is not None and self.chunk_size < 1:
+            raise ValueError(f"chunk_size={self.chunk_size} must be >= 1, 'auto' or None")
+        if self.budget is not None and self.budget < 1:
+            raise ValueError(f"budget={self.budget} must be >= 1 or None")
         if self.videos is not None and self.videos < 0:
             raise ValueError(f"videos={self.videos} must be >= 0 or None")
         if self.objective_mode not in ("last", "all"):

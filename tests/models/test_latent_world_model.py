@@ -7,6 +7,7 @@ import torch
 
 from worldmodels.api import WorldModel
 from worldmodels.encoders.conv_ae import ConvAEEncoder
+from worldmodels.models import latent_predictor
 from worldmodels.models.latent_predictor import LatentPredictor, block_causal_mask
 from worldmodels.models.latent_world_model import LatentState, LatentWorldModel
 
@@ -42,6 +43,45 @@ def test_changing_a_later_frame_never_changes_an_earlier_prediction():
     torch.testing.assert_close(new_v[:, :2], out_v[:, :2])
     torch.testing.assert_close(new_p[:, :2], out_p[:, :2])
     assert not torch.allclose(new_v[:, 2:], out_v[:, 2:])
+
+
+@pytest.mark.parametrize("per_frame_min_tokens", [0, 10**6])
+@pytest.mark.parametrize("frames", [1, 2, 4])
+def test_block_causal_attention_paths_equal_the_masked_reference(frames, per_frame_min_tokens, monkeypatch):
+    """The forward's block-causal attention (one unmasked call per query frame, or with autograd and small
+    frames one fused masked call) equals the explicit-mask reference over all tokens, values and gradients
+    (eval mode: no dropout); so does a cached step of several new frames."""
+    monkeypatch.setattr(latent_predictor, "PER_FRAME_MIN_TOKENS", per_frame_min_tokens)
+    torch.manual_seed(0)
+    pred = LatentPredictor(**PRED, dropout=0.1).eval()
+    v, p, a = torch.randn(3, frames, 16, 8), torch.randn(3, frames, 2), torch.randn(3, frames, 4)
+    fast, ref = pred(v, p, a), pred(v, p, a, reference=True)
+    torch.testing.assert_close(fast[0], ref[0], atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(fast[1], ref[1], atol=1e-6, rtol=1e-5)
+    params = list(pred.parameters())
+    g_fast = torch.autograd.grad(fast[0].square().sum() + fast[1].square().sum(), params)
+    g_ref = torch.autograd.grad(ref[0].square().sum() + ref[1].square().sum(), params)
+    for x, y in zip(g_fast, g_ref, strict=True):
+        torch.testing.assert_close(x, y, atol=1e-5, rtol=1e-4)
+    if frames > 1:  # one cached frame, then the rest at once
+        _, _, cache = pred.step(v[:, :1], p[:, :1], a[:, :1], None, capacity=frames)
+        sv, sp, _ = pred.step(v[:, 1:], p[:, 1:], a[:, 1:], cache)
+        torch.testing.assert_close(sv, ref[0][:, 1:], atol=1e-6, rtol=1e-5)
+        torch.testing.assert_close(sp, ref[1][:, 1:], atol=1e-6, rtol=1e-5)
+
+
+def test_training_dropout_keeps_the_block_causal_pattern():
+    """With attention dropout active (training), a later frame still never changes an earlier prediction."""
+    pred = LatentPredictor(**PRED, dropout=0.5).train()
+    v, p, a = torch.randn(2, 3, 16, 8), torch.randn(2, 3, 2), torch.randn(2, 3, 4)
+    torch.manual_seed(1)
+    out_v, _ = pred(v, p, a)
+    v2 = v.clone()
+    v2[:, 2] += 5.0
+    torch.manual_seed(1)
+    new_v, _ = pred(v2, p, a)
+    torch.testing.assert_close(new_v[:, :2], out_v[:, :2])
+    assert not torch.allclose(new_v[:, 2], out_v[:, 2])
 
 
 def test_residual_predictor_starts_at_copy_last_and_learns_a_change():

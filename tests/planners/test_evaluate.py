@@ -73,7 +73,7 @@ def test_evaluate_rejects_bad_arguments():
         ({"pairs": 0}, "pairs=0 must be >= 1"),
         ({"workers": 0}, "workers=0 must be >= 1"),
         ({"execute": 0}, "execute=0 must be >= 1"),
-        ({"chunk_size": 0}, "chunk_size=0 must be >= 1 or None"),
+        ({"chunk_size": 0}, "chunk_size=0 must be >= 1, 'auto' or None"),
         ({"videos": -1}, "videos=-1 must be >= 0 or None"),
         ({"objective_mode": "first"}, "objective_mode='first'"),
         ({"env_kwargs": {"img_size": 32}}, r"env_kwargs: \['img_size'\] are set by the evaluation"),

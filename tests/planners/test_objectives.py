@@ -112,3 +112,45 @@ def test_make_cost_fn_seeds_a_stochastic_model_from_its_generator():
     assert torch.equal(costs[0], costs[1]) and not torch.equal(costs[0], costs[2])
     with pytest.raises(ValueError, match=r"PointModel\.rollout is deterministic"):
         make_cost_fn(PointModel(), state, goal, generator=torch.Generator())
+
+
+def test_auto_chunk_size_from_the_models_rollout_memory(monkeypatch):
+    """``chunk_size="auto"``: chunks from the memory budget over the model's bytes per candidate (its KV
+    cache is most of them); the costs equal one call over all candidates."""
+    from planners_testing import tiny_wall_latent_model
+
+    import planners.objectives as objectives
+    from planners.evaluate import EvalOptions
+    from worldmodels.models.latent_world_model import LatentState
+
+    model = tiny_wall_latent_model()
+    g = torch.Generator().manual_seed(0)
+    state = LatentState(torch.randn(1, 3, 64, 8, generator=g), torch.randn(1, 3, 2, generator=g))
+    per_sample = model.rollout_bytes_per_sample(state, 4)
+    # the cache a rollout of 4 steps actually grows, per candidate
+    with torch.no_grad():
+        p = model.predictor
+        _, _, cache = p.step(
+            state.visual[:, :-1], state.proprio[:, :-1], torch.zeros(1, 2, 10), None, capacity=6
+        )
+        v, pr = state.visual[:, -1:].expand(5, -1, -1, -1), state.proprio[:, -1:].expand(5, -1, -1)
+        for _ in range(4):
+            v, pr, cache = p.step(v, pr, torch.zeros(5, 1, 10), cache, capacity=6)
+    cache_bytes = sum(k.nbytes + val.nbytes for k, val in cache.layers) / 5
+    assert cache_bytes <= per_sample <= 3 * cache_bytes
+    monkeypatch.setattr(objectives, "memory_budget", lambda device: 3 * per_sample + 1)
+    assert objectives.auto_chunk_size(model, state, 4, torch.device("cpu")) == 3
+    calls = []
+    rollout = model.rollout
+    monkeypatch.setattr(model, "rollout", lambda s, a: calls.append(a.shape[0]) or rollout(s, a))
+    goal = GoalDistance(LatentState(torch.randn(1, 1, 64, 8, generator=g), torch.randn(1, 1, 2, generator=g)))
+    actions = torch.randn(8, 4, 10, generator=g)
+    auto = make_cost_fn(model, state, goal, chunk_size="auto")(actions)
+    assert calls == [3, 3, 2]
+    torch.testing.assert_close(auto, make_cost_fn(model, state, goal)(actions), atol=1e-6, rtol=1e-5)
+    assert EvalOptions(chunk_size="auto").chunk_size == "auto"
+    for bad in (0, "all"):
+        with pytest.raises(ValueError, match="chunk_size"):
+            make_cost_fn(model, state, goal, chunk_size=bad)
+    with pytest.raises(ValueError, match="chunk_size=0"):
+        EvalOptions(chunk_size=0)

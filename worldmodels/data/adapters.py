@@ -41,13 +41,13 @@ import os
 import shutil
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from worldmodels.data.store import FRAME_KEYS, EpisodeStore
+from worldmodels.data.store import FRAME_KEYS, EpisodeStore, build_atomically
 from worldmodels.io import atomic_path, fsync_dir
 
 MINARI_REQUIRED = ("observations", "actions", "rewards", "terminations", "truncations")
@@ -204,27 +204,35 @@ def import_minari(
             _check_minari_file(data_path / "main_data.hdf5", dataset)
         spec = dataset.env_spec
         ours = json.loads(dataset.storage.metadata.get("worldmodels", "{}"))
-        store = EpisodeStore.create(
-            out, env_id=ours.get("env_id", spec.id if spec is not None else f"minari:{dataset_id}"),
-            env_kwargs=ours.get("env_kwargs", dict(spec.kwargs) if spec is not None else {}),
-            behaviour_policy=ours.get("behaviour_policy", f"minari:{dataset_id}"),
-            observation_space=_space_json(dataset.observation_space),
-            action_space=_space_json(dataset.action_space), exist_ok=False,
-        )  # fmt: skip
-        seeds = [m.get("seed") for m in dataset.storage.get_episode_metadata(dataset.episode_indices)]
-        for ep, seed in zip(dataset.iterate_episodes(), seeds, strict=True):
-            obs = ep.observations
-            arrays = dict(obs) if isinstance(obs, dict) else {"observation": obs}
-            for k in MINARI_INFO_KEYS:
-                if k in ep.infos:
-                    arrays[k] = ep.infos[k]
-            arrays.update(
-                action=ep.actions, reward=np.asarray(ep.rewards, dtype=np.float32),
-                terminated=np.asarray(ep.terminations, dtype=bool), truncated=np.asarray(ep.truncations, dtype=bool),
+        with build_atomically(out) as tmp:  # a failed or interrupted import leaves no partial dataset
+            store = EpisodeStore.create(
+                tmp, env_id=ours.get("env_id", spec.id if spec is not None else f"minari:{dataset_id}"),
+                env_kwargs=ours.get("env_kwargs", dict(spec.kwargs) if spec is not None else {}),
+                behaviour_policy=ours.get("behaviour_policy", f"minari:{dataset_id}"),
+                observation_space=_space_json(dataset.observation_space),
+                action_space=_space_json(dataset.action_space), exist_ok=False,
             )  # fmt: skip
-            store.append_episode(arrays, seed=seed)
-    store.stats()
-    return store
+            seeds = [m.get("seed") for m in dataset.storage.get_episode_metadata(dataset.episode_indices)]
+            for i, (ep, seed) in enumerate(zip(dataset.iterate_episodes(), seeds, strict=True)):
+                obs = ep.observations
+                arrays = dict(obs) if isinstance(obs, dict) else {"observation": obs}
+                for k in MINARI_INFO_KEYS:
+                    if k in ep.infos:
+                        arrays[k] = ep.infos[k]
+                arrays.update(
+                    action=ep.actions, reward=np.asarray(ep.rewards, dtype=np.float32),
+                    terminated=np.asarray(ep.terminations, dtype=bool), truncated=np.asarray(ep.truncations, dtype=bool),
+                )  # fmt: skip
+                try:
+                    store.append_episode(arrays, seed=seed)
+                except ValueError as err:
+                    reason = str(err).removeprefix(f"{store.root}: ")
+                    raise ValueError(
+                        f"Minari dataset {dataset_id!r} ({data_path}): episode {i}: {reason}"
+                    ) from None
+            store.stats()
+            store.close()
+    return EpisodeStore.open(out, verify=False)
 
 
 def _space_json(space) -> dict[str, Any]:
@@ -331,20 +339,67 @@ def export_d4rl(store: EpisodeStore, path: str | os.PathLike) -> Path:
     return path
 
 
-def import_d4rl(path: str | os.PathLike, out: str | os.PathLike) -> EpisodeStore:
+def _open_hdf5(path: Path):
+    """``h5py.File(path, "r")`` with a one-line error naming ``path`` (missing, truncated, not HDF5)."""
+    import h5py
+
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such D4RL file")
+    try:
+        return h5py.File(path, "r")
+    except OSError as err:
+        raise ValueError(f"{path}: not a readable HDF5 file ({err})") from None
+
+
+def _d4rl_info_keys(f, path: Path, n: int, drop_infos: set[str]) -> tuple[list[str], dict[str, str]]:
+    """The frame keys (``infos/<k>`` + ``metadata/final/<k>``) and step keys (``infos/<D4RL name>``) to
+    import; anything else under ``infos/`` or ``metadata/final/`` is an error unless named in
+    ``drop_infos``, so no column is dropped silently."""
+    infos = set(f["infos"]) if "infos" in f else set()
+    finals = set(f["metadata/final"]) if "metadata/final" in f else set()
+    unknown = sorted(drop_infos - infos - finals)
+    if unknown:
+        raise ValueError(f"{path}: drop_infos {unknown} are not in the file (infos: {sorted(infos)})")
+    frame = [k for k in FRAME_KEYS if k in infos and k in finals and k not in drop_infos]
+    step = {k: name for k, name in D4RL_STEP_INFOS.items() if name in infos and name not in drop_infos}
+    if "metadata/qpos_dim" in f and "state" in frame:  # export_d4rl's split of `state`: nothing is lost
+        drop_infos = drop_infos | ({"qpos", "qvel"} - finals)
+    hint = "; pass drop_infos=[{k!r}] (--drop-info {k}) to import without it"
+    for k in sorted((infos | finals) - drop_infos - set(frame) - set(step.values())):
+        if k in infos and k in finals:
+            why = f"'infos/{k}' is not a frame key {FRAME_KEYS}"
+        elif k in finals:
+            why = f"'metadata/final/{k}' has no 'infos/{k}' (the frames of each step)"
+        elif k in FRAME_KEYS:
+            why = f"'infos/{k}' has no 'metadata/final/{k}' (the last frame of each episode)"
+        else:
+            why = f"'infos/{k}' is not a key this importer knows ({FRAME_KEYS} or {tuple(D4RL_STEP_INFOS.values())})"
+        raise ValueError(f"{path}: {why}{hint.format(k=k)}")
+    for k in [*(f"infos/{k}" for k in frame), *(f"infos/{name}" for name in step.values())]:
+        if len(f[k]) != n:
+            raise ValueError(f"{path}: key {k!r} has {len(f[k])} rows, 'actions' has {n}")
+    return frame, step
+
+
+def import_d4rl(
+    path: str | os.PathLike, out: str | os.PathLike, drop_infos: Sequence[str] = ()
+) -> EpisodeStore:
     """Read a D4RL-style HDF5 file into a new store at ``out``.
 
     Episodes end at ``terminals | timeouts`` (or follow ``metadata/episode_lengths`` when the file has
     it); trailing steps after the last flag form a final episode. ``observations`` (+ the last
     ``next_observations`` row of each episode) become the frame key named by ``metadata/obs_key``
-    (default ``observation``); ``infos/<key>`` with a matching ``metadata/final/<key>`` become frame keys.
-    """
-    import h5py
+    (default ``observation``); ``infos/<key>`` with a matching ``metadata/final/<key>`` become frame keys,
+    ``infos/action_log_probs`` the step key ``action_log_prob``. Any other column under ``infos/`` or
+    ``metadata/final/`` (e.g. ``infos/pixels`` without its final frames) is an error unless listed in
+    ``drop_infos``: nothing is dropped silently.
 
+    The import is atomic (:func:`~worldmodels.data.store.build_atomically`): the store is built in a
+    temporary directory and renamed to ``out`` at the end, so a bad episode (NaN, wrong shape; the error
+    names the file and the episode) or an interruption leaves no partial dataset and a retry starts clean.
+    """
     path = Path(path)
-    if not path.exists():
-        raise ValueError(f"{path}: no such D4RL file")
-    with h5py.File(path, "r") as f:
+    with _open_hdf5(path) as f:
         for key in D4RL_REQUIRED:
             if key not in f:
                 raise ValueError(f"{path}: key {key!r} is missing")
@@ -373,36 +428,45 @@ def import_d4rl(path: str | os.PathLike, out: str | os.PathLike) -> EpisodeStore
             lengths = np.diff(np.concatenate([[0], ends]))
         seeds = np.asarray(f["metadata/episode_seeds"]) if "metadata/episode_seeds" in f else None
         obs_key = meta("obs_key", "observation")
-        info_keys = [
-            k for k in (f["infos"] if "infos" in f else []) if k in FRAME_KEYS and f"metadata/final/{k}" in f
-        ]
-        store = EpisodeStore.create(
-            out, env_id=meta("env_id", f"d4rl:{path.name}"), env_kwargs=json.loads(meta("env_kwargs", "{}")),
-            behaviour_policy=meta("behaviour_policy", f"d4rl:{path.name}"),
-            observation_space=json.loads(meta("observation_space", "{}")),
-            action_space=json.loads(meta("action_space", "{}")), exist_ok=False,
-        )  # fmt: skip
-        lo = 0
-        for i, length in enumerate(lengths):
-            hi = lo + int(length)
-            obs = f["observations"][lo:hi]
-            arrays = {
-                obs_key: np.concatenate([obs, f["next_observations"][hi - 1 : hi]]),
-                "action": f["actions"][lo:hi],
-                "reward": np.asarray(f["rewards"][lo:hi], dtype=np.float32),
-                "terminated": np.asarray(f["terminals"][lo:hi], dtype=bool),
-                "truncated": np.asarray(f["timeouts"][lo:hi], dtype=bool),
-            }
-            for k in info_keys:
-                arrays[k] = np.concatenate([f[f"infos/{k}"][lo:hi], f[f"metadata/final/{k}"][i : i + 1]])
-            for k, name in D4RL_STEP_INFOS.items():
-                if f"infos/{name}" in f:
+        info_keys, step_infos = _d4rl_info_keys(f, path, n, set(drop_infos))
+        for k in info_keys:
+            if len(f[f"metadata/final/{k}"]) != len(lengths):
+                raise ValueError(
+                    f"{path}: key 'metadata/final/{k}' has {len(f[f'metadata/final/{k}'])} rows, the file has "
+                    f"{len(lengths)} episodes"
+                )
+        with build_atomically(out) as tmp:
+            store = EpisodeStore.create(
+                tmp, env_id=meta("env_id", f"d4rl:{path.name}"), env_kwargs=json.loads(meta("env_kwargs", "{}")),
+                behaviour_policy=meta("behaviour_policy", f"d4rl:{path.name}"),
+                observation_space=json.loads(meta("observation_space", "{}")),
+                action_space=json.loads(meta("action_space", "{}")), exist_ok=False,
+            )  # fmt: skip
+            lo = 0
+            for i, length in enumerate(lengths):
+                hi = lo + int(length)
+                obs = f["observations"][lo:hi]
+                arrays = {
+                    obs_key: np.concatenate([obs, f["next_observations"][hi - 1 : hi]]),
+                    "action": f["actions"][lo:hi],
+                    "reward": np.asarray(f["rewards"][lo:hi], dtype=np.float32),
+                    "terminated": np.asarray(f["terminals"][lo:hi], dtype=bool),
+                    "truncated": np.asarray(f["timeouts"][lo:hi], dtype=bool),
+                }
+                for k in info_keys:
+                    arrays[k] = np.concatenate([f[f"infos/{k}"][lo:hi], f[f"metadata/final/{k}"][i : i + 1]])
+                for k, name in step_infos.items():
                     arrays[k] = np.asarray(f[f"infos/{name}"][lo:hi])
-            seed = None if seeds is None or seeds[i] < 0 else int(seeds[i])
-            store.append_episode(arrays, seed=seed)
-            lo = hi
-    store.stats()
-    return store
+                seed = None if seeds is None or seeds[i] < 0 else int(seeds[i])
+                try:
+                    store.append_episode(arrays, seed=seed)
+                except ValueError as err:
+                    reason = str(err).removeprefix(f"{store.root}: ")
+                    raise ValueError(f"{path}: episode {i} (rows {lo}..{hi - 1}): {reason}") from None
+                lo = hi
+            store.stats()
+            store.close()
+    return EpisodeStore.open(out, verify=False)
 
 
 # ---------------------------------------------------------------------------------------------- d3rlpy

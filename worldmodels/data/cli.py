@@ -19,6 +19,9 @@ import numpy as np
 
 from worldmodels.io import atomic_path
 
+#: what ``data render --out`` writes (imageio picks the writer from the suffix)
+VIDEO_SUFFIXES = (".mp4", ".gif")
+
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -85,6 +88,14 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--format", choices=("minari", "d4rl"), required=True)
     m.add_argument("--out", required=True)
     m.add_argument("--minari-root", default=None, help="Minari root (default: MINARI_DATASETS_PATH)")
+    m.add_argument(
+        "--drop-info",
+        action="append",
+        default=[],
+        metavar="KEY",
+        help="d4rl: import without the column infos/KEY (repeatable); an unknown or incomplete infos column "
+        "is otherwise an error, never dropped silently",
+    )
     return p
 
 
@@ -228,11 +239,15 @@ def render(root: str, episode: int, out: str, fps: int = 10) -> Path:
 
     from worldmodels.data.store import EpisodeStore
 
+    out_path = Path(out)
+    if out_path.suffix.lower() not in VIDEO_SUFFIXES:
+        raise ValueError(f"--out {out}: a video path must end in one of {VIDEO_SUFFIXES}")
     store = EpisodeStore.open(root, verify=False)
     if "pixels" not in store.keys:
         raise ValueError(f"{root}: key 'pixels' is not in the dataset {store.keys}; nothing to render")
+    if not 0 <= episode < len(store):
+        raise ValueError(f"--episode {episode}: {root} has episodes 0..{len(store) - 1}")
     frames = np.asarray(store.read(episode, "pixels"))
-    out_path = Path(out)
     kwargs = {"fps": fps} if out_path.suffix == ".mp4" else {"duration": 1000 / fps, "loop": 0}
     with atomic_path(out_path, suffix=out_path.suffix) as tmp:
         iio.imwrite(tmp, frames, **kwargs)
@@ -281,8 +296,10 @@ def main(argv: list[str]) -> int:
         from worldmodels.data import adapters
 
         if args.format == "minari":
+            if args.drop_info:
+                raise ValueError(f"--drop-info {args.drop_info[0]}: only for --format d4rl")
             store = adapters.import_minari(args.src, args.out, root=args.minari_root)
         else:
-            store = adapters.import_d4rl(args.src, args.out)
+            store = adapters.import_d4rl(args.src, args.out, drop_infos=args.drop_info)
         print(f"{args.out}: {len(store)} episodes imported")
     return 0

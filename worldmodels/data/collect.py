@@ -261,4 +261,5 @@ def collect(
     bar.close()
     env.close()
     store.stats()
+    store.close()  # the writer lock; a later append takes it again
     return store

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch.utils.data import DataLoader, Dataset
 
+from worldmodels.data.resumable import EpochSampler, ResumableDataLoader, trainer_position
 from worldmodels.data.store import EpisodeStore
 
 
@@ -147,6 +148,7 @@ class FrameWindowDataModule(L.LightningDataModule):
         self.feature_key, self.normalize = feature_key, normalize
         self.pin_memory, self.persistent_workers = pin_memory, persistent_workers
         self._store: EpisodeStore | None = None
+        self._shuffle_seed: int | None = None
 
     @property
     def store(self) -> EpisodeStore:
@@ -207,7 +209,20 @@ class FrameWindowDataModule(L.LightningDataModule):
         )  # fmt: skip
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(self.train_set, shuffle=True)
+        """Shuffled per epoch from ``(torch.initial_seed(), epoch)`` (the run's ``seed_everything``) and
+        resumable mid-epoch (:mod:`worldmodels.data.resumable`): a run resumed from any checkpoint trains on
+        the same batches in the same order as the uninterrupted run."""
+        n = len(self.train_set)
+        if self._shuffle_seed is None:  # once: later loaders (reload_dataloaders_every_n_epochs) keep it
+            self._shuffle_seed = torch.initial_seed()
+        sampler = EpochSampler(
+            n, self.batch_size, self._shuffle_seed, shuffle=True, position=trainer_position(self)
+        )
+        return ResumableDataLoader(
+            self.train_set, batch_size=self.batch_size, sampler=sampler, num_workers=self.num_workers,
+            pin_memory=self.pin_memory, persistent_workers=self.persistent_workers and self.num_workers > 0,
+            drop_last=n > self.batch_size,
+        )  # fmt: skip
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self.val_set, shuffle=False)

@@ -25,21 +25,40 @@ in format 1 (episode entries inside ``manifest.json``) are read and migrated on 
 interrupted writer leaves at most an unlisted directory, which the next writer removes (on
 :meth:`EpisodeStore.create` and before each append); a reader never sees a half-written episode because it
 only looks at episodes the manifest lists.
+
+One writer at a time: a writer (:meth:`EpisodeStore.create`, or the first append/truncate of an opened
+store) holds an exclusive ``flock`` on ``<root>/.writer.lock``, which also records its pid, host and start
+time; a second writer fails at once with a one-line error naming the holder. The OS releases the lock when
+its process dies however it dies, so the lock of a killed writer is simply taken over by the next one.
+Within one process the lock is shared by every store object of the same root and released when the last
+of them is closed (:meth:`EpisodeStore.close`) or garbage collected. Readers take no lock.
+
+Nothing outside the layout is ever deleted: :meth:`EpisodeStore.create` refuses an existing directory
+that is neither a dataset nor empty, and the cleanup of an interrupted append removes only names this
+module writes (``ep_NNNNNN`` beyond the committed count and ``.tmp-<hex>``).
 """
 
 from __future__ import annotations
 
+import contextlib
+import datetime
+import fcntl
 import json
 import os
+import re
 import shutil
+import socket
 import uuid
+import weakref
 import zlib
 from collections import OrderedDict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from worldmodels.errors import UserError
 from worldmodels.io import atomic_path, atomic_write_text, fsync_dir
 
 FORMAT = "worldmodels-episodes/2"
@@ -49,6 +68,11 @@ STEP_KEYS = ("action", "reward", "terminated", "truncated")
 STATS_KEYS = ("proprio", "action", "observation", "reward", "state")
 REQUIRED_KEYS = ("action", "reward", "terminated", "truncated")
 STD_FLOOR = 1e-6
+LOCK_NAME = ".writer.lock"
+#: what an interrupted :meth:`EpisodeStore.create` can leave before its manifest is written
+_SKELETON = {LOCK_NAME, "episodes", "episodes.jsonl"}
+#: names in ``episodes/`` that this module writes (everything else there is left alone)
+_OWN_EPISODE_DIR = re.compile(r"ep_\d{6}|\.tmp-[0-9a-f]+")
 
 
 def _save_npy(path: Path, array: np.ndarray) -> dict[str, Any]:
@@ -96,6 +120,121 @@ def _ep_name(episode: int) -> str:
     return f"ep_{episode:06d}"
 
 
+# ---------------------------------------------------------------------------------------- writer lock
+#: realpath of a root -> [fd holding the flock, number of store objects of this process sharing it]
+_HELD_LOCKS: dict[str, list[int]] = {}
+
+
+def _lock_holder(fd: int) -> str:
+    """The holder recorded in a lock file, as ``pid P on host H since T`` (or ``unknown``)."""
+    try:
+        info = json.loads(os.pread(fd, 4096, 0) or b"null")
+        return f"pid {info['pid']} on host {info['host']} since {info['since']}"
+    except (OSError, ValueError, TypeError, KeyError):
+        return "a writer that did not record itself"
+
+
+def acquire_writer_lock(root: str | os.PathLike) -> str:
+    """Take the writer lock of dataset directory ``root`` (which must exist) for this process and return
+    its key for :func:`release_writer_lock`. Re-entrant within a process; raises :class:`UserError` naming
+    the holder when another process writes here."""
+    root = Path(root)
+    key = os.path.realpath(root)
+    held = _HELD_LOCKS.get(key)
+    if held is not None:
+        held[1] += 1
+        return key
+    fd = os.open(root / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = _lock_holder(fd)
+        os.close(fd)
+        raise UserError(
+            f"{root}: another writer is using this dataset ({holder}); wait for it to finish or stop it "
+            f"(the lock {root / LOCK_NAME} is released when that process ends)"
+        ) from None
+    # a non-empty record here is the lock of a writer that died without releasing it: taken over
+    since = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    record = json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": since}).encode()
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, record, 0)
+    _HELD_LOCKS[key] = [fd, 1]
+    return key
+
+
+def release_writer_lock(key: str) -> None:
+    """Drop one reference to a lock taken by :func:`acquire_writer_lock`; the last one releases it."""
+    held = _HELD_LOCKS.get(key)
+    if held is None:
+        return
+    held[1] -= 1
+    if held[1] <= 0:
+        del _HELD_LOCKS[key]
+        try:
+            os.ftruncate(held[0], 0)  # released cleanly: no holder recorded
+        finally:
+            os.close(held[0])  # releases the flock
+
+
+def _check_creatable(root: Path) -> None:
+    """Refuse a path that is a file, or a directory that is neither empty nor what an interrupted
+    :meth:`EpisodeStore.create` leaves, so that a dataset is never written into (and nothing deleted in)
+    a user's directory."""
+    if not root.exists():
+        return
+    if not root.is_dir():
+        raise UserError(f"{root}: exists and is not a directory")
+    foreign = [p.name for p in root.iterdir() if p.name not in _SKELETON]
+    if (root / "episodes").is_dir():
+        foreign += [f"episodes/{p.name}" for p in (root / "episodes").iterdir()]
+    foreign.sort()
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (", ..." if len(foreign) > 3 else "")
+        raise UserError(
+            f"{root}: exists and is not a dataset (no manifest.json; it holds {shown}); give a new or empty "
+            "directory"
+        )
+
+
+@contextlib.contextmanager
+def build_atomically(out: str | os.PathLike) -> Iterator[Path]:
+    """Yield a fresh temporary directory next to ``out`` to build a whole dataset in (an import); on a clean
+    exit it is renamed to ``out`` (the parent then fsync'd), on an exception removed. ``out`` must not exist
+    or be an empty directory, so a failed or interrupted build leaves ``out`` as it was and a retry starts
+    clean. Temporary directories of builds killed earlier (``.<name>.tmp-build-*`` whose writer lock is free)
+    are removed first. Close the store built inside before the block ends."""
+    out = Path(out)
+    if (out / "manifest.json").exists():
+        raise UserError(f"{out}: a dataset already exists here; remove it or choose another output")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        what = "is not a directory" if not out.is_dir() else "is a non-empty directory that is not a dataset"
+        raise UserError(f"{out}: exists and {what}; give a new or empty directory")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    prefix = f".{out.name}.tmp-build-"
+    for stale in out.parent.glob(f"{prefix}*"):
+        if os.path.realpath(stale) in _HELD_LOCKS:
+            continue  # a build of this process
+        try:
+            key = acquire_writer_lock(stale)
+        except (UserError, OSError):
+            continue  # a build in progress in another process
+        release_writer_lock(key)
+        shutil.rmtree(stale, ignore_errors=True)
+    tmp = out.parent / f"{prefix}{uuid.uuid4().hex}"
+    tmp.mkdir()
+    try:
+        yield tmp
+        try:
+            os.rename(tmp, out)  # replaces an empty directory
+        except OSError as err:
+            raise UserError(f"{out}: something was written here during the build ({err.strerror})") from None
+        fsync_dir(out.parent)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
 class EpisodeStore:
     """A directory of episodes with memory-mapped random access.
 
@@ -108,6 +247,7 @@ class EpisodeStore:
         self._maps: OrderedDict[tuple[str, int, str], np.ndarray] = OrderedDict()
         self._max_open = max_open
         self._cleaned = False
+        self._lock: weakref.finalize | None = None
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -138,9 +278,36 @@ class EpisodeStore:
         the stored ones (a resumed collection must not mix settings); a mismatch names the key.
         """
         root = Path(root)
+        if (root / "manifest.json").exists() and not exist_ok:
+            raise UserError(f"{root}: a dataset already exists here (exist_ok=False)")
+        if not (root / "manifest.json").exists():
+            _check_creatable(root)
+        root.mkdir(parents=True, exist_ok=True)
+        key = acquire_writer_lock(root)
+        try:
+            store = cls._create_locked(root, env_id, env_kwargs, behaviour_policy, observation_space,
+                                       action_space, exist_ok, extra)  # fmt: skip
+        except BaseException:
+            release_writer_lock(key)
+            raise
+        store._lock = weakref.finalize(store, release_writer_lock, key)
+        return store
+
+    @classmethod
+    def _create_locked(
+        cls,
+        root: Path,
+        env_id: str,
+        env_kwargs: dict[str, Any] | None,
+        behaviour_policy: str,
+        observation_space: dict[str, Any] | None,
+        action_space: dict[str, Any] | None,
+        exist_ok: bool,
+        extra: dict[str, Any] | None,
+    ) -> EpisodeStore:
         if (root / "manifest.json").exists():
             if not exist_ok:
-                raise ValueError(f"{root}: a dataset already exists here (exist_ok=False)")
+                raise UserError(f"{root}: a dataset already exists here (exist_ok=False)")
             store = cls.open(root, verify=True)
             store._cleanup_uncommitted()
             have = store.manifest | store.manifest["extra"]
@@ -155,7 +322,8 @@ class EpisodeStore:
                         f"{root}/manifest.json: key {key!r} is {have.get(key)!r}, this run asks for {want!r}"
                     )
             return store
-        (root / "episodes").mkdir(parents=True, exist_ok=True)
+        _check_creatable(root)  # again, now that we hold the lock
+        (root / "episodes").mkdir(exist_ok=True)
         manifest = {
             "format": FORMAT,
             "env_id": env_id,
@@ -211,9 +379,32 @@ class EpisodeStore:
             return
         listed = {_ep_name(i) for i in range(len(self))}
         for d in (self.root / "episodes").iterdir():
-            if d.name not in listed:
+            if d.name not in listed and _OWN_EPISODE_DIR.fullmatch(d.name):
                 shutil.rmtree(d, ignore_errors=True)
         self._cleaned = True
+
+    def _ensure_writer(self) -> None:
+        """Take the writer lock (see the module docstring) before this store object's first write."""
+        if self._lock is None or not self._lock.alive:
+            self._lock = weakref.finalize(self, release_writer_lock, acquire_writer_lock(self.root))
+
+    def close(self) -> None:
+        """Release this object's share of the writer lock (a later write takes it again). Reading goes on."""
+        if self._lock is not None:
+            self._lock()
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (e.g. to DataLoader workers) without the writer lock or open memory maps: a copy in
+        another process is a reader until it writes, and then takes the lock itself."""
+        state = self.__dict__.copy()
+        state["_lock"], state["_maps"] = None, OrderedDict()
+        return state
+
+    def __enter__(self) -> EpisodeStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # ------------------------------------------------------------------ integrity
     def verify(self, full: bool = False) -> None:
@@ -273,7 +464,14 @@ class EpisodeStore:
         cache_key = (kind, episode, key)
         arr = self._maps.get(cache_key)
         if arr is None:
-            arr = np.load(path, mmap_mode="r", allow_pickle=False)
+            try:
+                arr = np.load(path, mmap_mode="r", allow_pickle=False)
+            except (ValueError, OSError, EOFError) as err:
+                what = f"key {key!r} of episode {episode}" if kind == "ep" else f"{kind} of episode {episode}"
+                raise ValueError(
+                    f"{path}: {what} is not a readable .npy ({err}); the dataset is damaged (find every bad "
+                    "file with EpisodeStore.open(root, verify='full'))"
+                ) from None
             self._maps[cache_key] = arr
             if len(self._maps) > self._max_open:
                 self._maps.popitem(last=False)
@@ -329,6 +527,7 @@ class EpisodeStore:
             raise ValueError(
                 f"{self.root}: episode keys {sorted(arrays)} differ from the dataset's {sorted(self.keys)}"
             )
+        self._ensure_writer()
         self._cleanup_uncommitted()
         index = len(self)
         tmp = self.root / "episodes" / f".tmp-{uuid.uuid4().hex}"
@@ -357,6 +556,7 @@ class EpisodeStore:
             raise ValueError(f"{self.root}: truncate({num_episodes}) outside [0, {len(self)}]")
         if num_episodes == len(self):
             return
+        self._ensure_writer()
         if self.manifest["format"] != FORMAT:
             self._write_index()
         kept = self.manifest["episodes"][:num_episodes]

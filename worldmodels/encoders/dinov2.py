@@ -4,8 +4,8 @@
 
 * a path to a state dict (``.safetensors``, or a ``torch.save`` file loaded with ``weights_only=True``)
   in timm's layout or the official DINOv2 layout (converted with timm's own filter);
-* ``"hf-cache"``: timm's pretrained weights from the local Hugging Face cache, with the hub forced
-  offline (no network call ever; a missing cache entry fails at once);
+* ``"hf-cache"``: timm's pretrained weights from the local Hugging Face cache, looked up locally and loaded
+  from the file (no network call ever; a missing cache entry fails at once, :func:`hf_cached_weights`);
 * ``"random"``: random initialisation, only when asked for by name (the encoder's ``name`` says so).
 """
 
@@ -45,6 +45,31 @@ def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     return sd
 
 
+def hf_cached_weights(model_name: str) -> str:
+    """The path of timm's weights for ``model_name`` in the local Hugging Face cache, found without any network
+    call (``huggingface_hub.try_to_load_from_cache``); ``FileNotFoundError`` at once when they are not there.
+
+    (Setting ``HF_HUB_OFFLINE`` here would come too late: ``huggingface_hub`` reads it when first imported,
+    and timm imports it, so a hub lookup would retry the network for about a minute before failing.)"""
+    from huggingface_hub import try_to_load_from_cache
+    from timm.models import get_pretrained_cfg
+
+    cfg = get_pretrained_cfg(model_name)
+    if cfg is None or not cfg.hf_hub_id:
+        raise FileNotFoundError(
+            f"{model_name!r} has no Hugging Face hub entry in timm; {_how_to_provide(model_name)}"
+        )
+    names = [cfg.hf_hub_filename] if cfg.hf_hub_filename else ["model.safetensors", "pytorch_model.bin"]
+    for name in names:
+        path = try_to_load_from_cache(cfg.hf_hub_id, name)
+        if isinstance(path, str):
+            return path
+    raise FileNotFoundError(
+        f"DINOv2 weights not in the local HF cache (no {' or '.join(names)} of {cfg.hf_hub_id}); "
+        f"{_how_to_provide(model_name)}"
+    )
+
+
 class DinoV2Encoder(Encoder):
     """Frozen-by-default DINOv2 ViT through timm.
 
@@ -75,19 +100,10 @@ class DinoV2Encoder(Encoder):
         }
         kwargs = {"img_size": img_size, "num_classes": 0}
         if weights == "hf-cache":
-            old = os.environ.get("HF_HUB_OFFLINE")
-            os.environ["HF_HUB_OFFLINE"] = "1"
-            try:
-                self.vit = timm.create_model(model_name, pretrained=True, **kwargs)
-            except Exception as e:  # timm/hub raise various types for a missing cache entry
-                raise FileNotFoundError(
-                    f"DINOv2 weights not in the local HF cache ({e}); {_how_to_provide(model_name)}"
-                ) from None
-            finally:
-                if old is None:
-                    os.environ.pop("HF_HUB_OFFLINE")
-                else:
-                    os.environ["HF_HUB_OFFLINE"] = old
+            cached = hf_cached_weights(model_name)  # local lookup only: a missing entry fails at once
+            self.vit = timm.create_model(
+                model_name, pretrained=True, pretrained_cfg_overlay={"file": cached}, **kwargs
+            )
         else:
             self.vit = timm.create_model(model_name, pretrained=False, **kwargs)
             if weights != "random":

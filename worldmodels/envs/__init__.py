@@ -39,7 +39,8 @@ Contract of every env (what data collectors, planners and the demo code against)
   - ``is_success(state, goal_state) -> bool``: DINO-WM's criteria (see each module).
   - ``expert_action(goal_state) -> (A,) float32``: scripted controller from the current state.
   - ``sample_waypoint(rng: np.random.Generator) -> state``: a random reachable target state.
-  - ``planning_budget: int`` (class attribute; also :func:`planning_budget` by id) and ``state_dim: int``.
+  - ``planning_budget: int`` (class attribute; also :func:`planning_budget` by id, for any registered env,
+    ``module:Env-v0`` included) and ``state_dim: int``.
     Make the planning-evaluation env with ``gym.make(id, max_episode_steps=planning_budget(id))``.
 
 * :class:`~worldmodels.envs.controllers.ScriptedPolicy` (``random`` / ``expert`` / ``noisy-expert``) is the
@@ -54,6 +55,7 @@ Proprio per env: Wall ``(x, y)``; PointMaze ``(x, y, vx, vy)``; Reacher ``(q0, q
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 
@@ -61,10 +63,12 @@ import sys
 if sys.platform.startswith("linux") and not os.environ.get("DISPLAY"):
     os.environ.setdefault("MUJOCO_GL", "egl")
 
-from gymnasium.envs.registration import load_env_creator, register, registry
+import numpy as np
+from gymnasium.envs.registration import EnvSpec, load_env_creator, register, registry
 
 from worldmodels.envs.base import ALLOWED_IMG_SIZES, RESET_OPTION_KEYS, VisualGoalEnv
 from worldmodels.envs.controllers import POLICY_KINDS, ScriptedPolicy
+from worldmodels.errors import UserError
 
 #: ``(id, entry point, max_episode_steps)`` of every env in this package
 _SPECS: tuple[tuple[str, str, int], ...] = (
@@ -84,15 +88,51 @@ for _env_id, _entry_point, _max_steps in _SPECS:
         register(id=_env_id, entry_point=_entry_point, max_episode_steps=_max_steps)
 
 
+def env_spec(env_id: str) -> EnvSpec:
+    """The registered spec of ``env_id``, in either of Gymnasium's forms: ``ns/Name-v0`` or
+    ``module:ns/Name-v0`` (``module`` is imported first, so an env registered by the user's own module
+    works the same as ours). One-line :class:`~worldmodels.errors.UserError` naming the id otherwise."""
+    module, _, name = env_id.rpartition(":")
+    if module:
+        try:
+            importlib.import_module(module)
+        except ImportError as err:
+            raise UserError(f"env_id={env_id!r}: cannot import module {module!r} ({err})") from None
+    if name not in registry:
+        raise UserError(
+            f"env_id={env_id!r} is not registered (this package's ids: {', '.join(ENV_IDS)}; for your own env "
+            "use 'yourmodule:YourEnv-v0', the module registering it)"
+        )
+    return registry[name]
+
+
 def planning_budget(env_id: str) -> int:
-    """The ``planning_budget`` of a registered env id, without building the env.
+    """The env's own ``planning_budget`` (env steps a planning evaluation allows, part of the env contract),
+    read from its class without building it, or from an instance when the entry point is a factory; any
+    registered id, ``module:Env-v0`` included.
 
     A planning evaluation makes its env with ``gym.make(env_id, max_episode_steps=planning_budget(env_id))``
     (the registered ``max_episode_steps`` is the data-collection episode length, shorter for PointMaze).
     """
-    if env_id not in ENV_IDS:
-        raise ValueError(f"env_id={env_id!r} is not one of {ENV_IDS}")
-    return int(load_env_creator(registry[env_id].entry_point).planning_budget)
+    spec = env_spec(env_id)
+    creator = load_env_creator(spec.entry_point) if isinstance(spec.entry_point, str) else spec.entry_point
+    budget = getattr(creator, "planning_budget", None)
+    if budget is None:
+        import gymnasium as gym
+
+        env = gym.make(env_id)
+        try:
+            budget = getattr(env.unwrapped, "planning_budget", None)
+        finally:
+            env.close()
+    if budget is None:
+        raise UserError(
+            f"env_id={env_id!r}: the env has no planning_budget (env steps a planning evaluation allows; see "
+            "docs/bring_your_own_env.md); give it one, or pass the budget (--budget)"
+        )
+    if isinstance(budget, bool) or not isinstance(budget, int | np.integer) or budget < 1:
+        raise UserError(f"env_id={env_id!r}: planning_budget={budget!r} must be an int >= 1")
+    return int(budget)
 
 
 __all__ = [
@@ -102,5 +142,6 @@ __all__ = [
     "RESET_OPTION_KEYS",
     "ScriptedPolicy",
     "VisualGoalEnv",
+    "env_spec",
     "planning_budget",
 ]

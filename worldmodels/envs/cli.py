@@ -24,7 +24,7 @@ import imageio.v2 as imageio
 import numpy as np
 from tqdm import tqdm
 
-from worldmodels.envs import ALLOWED_IMG_SIZES, ENV_IDS, ScriptedPolicy, planning_budget
+from worldmodels.envs import ALLOWED_IMG_SIZES, ENV_IDS, ScriptedPolicy, env_spec, planning_budget
 from worldmodels.io import atomic_path
 
 PUSHT_ID = "worldmodels/PushT-v0"
@@ -41,13 +41,22 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _env_id(text: str) -> str:
+    try:
+        env_spec(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="worldmodels envs", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="list the registered environments")
     roll = sub.add_parser("rollout", help="roll out the scripted expert, one mp4 per env")
     which = roll.add_mutually_exclusive_group(required=True)
-    which.add_argument("--env", action="append", choices=ENV_IDS, metavar="ID", help=f"one of {ENV_IDS}")
+    which.add_argument("--env", action="append", type=_env_id, metavar="ID",
+                       help=f"one of {ENV_IDS}, or yourmodule:YourEnv-v0 for an env your module registers")  # fmt: skip
     which.add_argument("--all", action="store_true", help="every registered env")
     roll.add_argument(
         "--episodes", type=_positive_int, default=1, help="start/goal pairs per env (default 1)"
@@ -120,7 +129,7 @@ def rollout(args: argparse.Namespace) -> int:
             )
             continue
         frames, stats = rollout_env(env_id, args.episodes, args.img_size, args.seed)
-        path = args.out / f"{env_id.split('/')[-1]}.mp4"
+        path = args.out / f"{env_id.rpartition(':')[2].split('/')[-1]}.mp4"
         write_video(path, frames, args.fps)
         rows.append((env_id, stats, path))
     print(f"| {'env':<32} | steps | steps/s | success | video |")

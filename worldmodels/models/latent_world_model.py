@@ -17,6 +17,7 @@ from einops import rearrange
 from torch import nn
 
 from worldmodels.encoders.base import Encoder
+from worldmodels.models import check_action_sizes
 from worldmodels.models.latent_predictor import KVCache, LatentPredictor
 from worldmodels.pretrained import Pretrained, check_kwargs
 
@@ -92,6 +93,15 @@ class LatentWorldModel(Pretrained, nn.Module):
         self.encoder_config, self.predictor_config = encoder_config, dict(predictor_config)
         self.frameskip, self.num_hist, self.img_size, self.env_id = frameskip, num_hist, img_size, env_id
         self.action_dim = predictor_config["action_dim"]
+        check_action_sizes(
+            self.action_dim, frameskip, env_action_low, env_action_high, "predictor.action_dim"
+        )
+        patches = encoder.num_patches(img_size, img_size)
+        if patches != predictor_config["num_patches"]:
+            raise ValueError(
+                f"img_size={img_size} gives {patches} patches with the encoder, predictor.num_patches is "
+                f"{predictor_config['num_patches']}"
+            )
         env_dim = self.action_dim // frameskip
         low = torch.as_tensor(
             env_action_low if env_action_low is not None else [-1.0] * env_dim, dtype=torch.float32
@@ -215,9 +225,24 @@ class LatentWorldModel(Pretrained, nn.Module):
             vis, prop = pv, pp
         return LatentState(torch.stack(out_v, 1), torch.stack(out_p, 1) if out_p else None)
 
+    def rollout_bytes_per_sample(self, state: LatentState, horizon: int, itemsize: int = 4) -> int:
+        """Memory one candidate's :meth:`rollout` of ``horizon`` steps from ``state`` holds at its peak: its
+        KV cache (keys and values of every layer for the whole context it grows to), the largest per-step
+        activations and the predicted frames; for choosing a chunk size from a memory budget
+        (:func:`planners.objectives.make_cost_fn` ``chunk_size="auto"``)."""
+        pc = self.predictor_config
+        n, width = self.predictor.N, pc.get("width", 256)
+        heads, head_dim, mlp = pc.get("heads", 8), pc.get("head_dim", 32), pc.get("mlp_dim", 512)
+        frames = min(self.predictor.max_frames, state.visual.shape[1] + horizon - 1)
+        cache = len(self.predictor.blocks) * 2 * heads * head_dim * frames * n
+        step = n * (3 * heads * head_dim + mlp + 4 * width)
+        out = horizon * n * (self.predictor.D + self.predictor.P)
+        return (cache + step + out) * itemsize
+
     def rollout_naive(self, state: LatentState, actions: torch.Tensor) -> LatentState:
         """Reference rollout: recompute the whole sequence with the full forward at every imagined step
-        (what DINO-WM's planner does). Same semantics as :meth:`rollout`, for tests and benchmarks."""
+        (what DINO-WM's planner does), attention through the explicit block-causal mask. Same semantics as
+        :meth:`rollout`, for tests and benchmarks."""
         b, horizon, _ = actions.shape
         max_frames = self.predictor.max_frames
         v = state.visual.expand(b, -1, -1, -1)
@@ -231,7 +256,7 @@ class LatentWorldModel(Pretrained, nn.Module):
         for h in range(horizon):
             a = torch.cat([a, actions[:, h : h + 1]], 1)
             s = slice(-max_frames, None)
-            pv, pp = self.predictor(v[:, s], None if p is None else p[:, s], a[:, s])
+            pv, pp = self.predictor(v[:, s], None if p is None else p[:, s], a[:, s], reference=True)
             out_v.append(pv[:, -1])
             v = torch.cat([v, pv[:, -1:]], 1)
             if pp is not None:

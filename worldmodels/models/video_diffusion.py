@@ -43,6 +43,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from worldmodels.encoders.base import Encoder
+from worldmodels.models import check_action_sizes
 from worldmodels.models.edm import EDM, SamplerConfig
 from worldmodels.pretrained import Pretrained, check_kwargs
 
@@ -267,6 +268,7 @@ class VideoWorldModel(Pretrained, nn.Module):
         self.proprio_head = ProprioHead(img_size, num_hist, action_dim, proprio_dim) if proprio_dim else None
         self.encoder = None if encoder is None else encoder.requires_grad_(False).eval()
         self.encoder_config = encoder_config
+        check_action_sizes(action_dim, frameskip, env_action_low, env_action_high)
         env_dim = action_dim // frameskip
         low = env_action_low if env_action_low is not None else [-1.0] * env_dim
         high = env_action_high if env_action_high is not None else [1.0] * env_dim

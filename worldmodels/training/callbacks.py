@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import lightning as L
+import numpy as np
+import torch
 
 from worldmodels.io import atomic_write_text
 from worldmodels.pretrained import Pretrained
@@ -35,3 +38,26 @@ class SavePretrained(L.Callback):
             metrics["lr"] = trainer.optimizers[0].param_groups[0]["lr"]  # the learning rate at the end
         atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=1))
         print(f"saved the trained {model.model_type} to {out}")
+
+
+class SeedEachStep(L.Callback):
+    """Before every training batch, seed the global torch RNG (CPU and CUDA) from ``(run seed, rank, epoch,
+    batch index)``, so dropout and any other global-RNG draw of a training step depend on where the step is,
+    not on everything drawn before it (validation, the sanity check, DataLoader iterators). A run resumed
+    from any checkpoint then draws what the uninterrupted run drew (with the resumable train loader of
+    :mod:`worldmodels.data.resumable`: the same weights). The run seed is ``torch.initial_seed()`` when
+    ``fit`` starts (``seed_everything``'s value). Modules with their own ``torch.Generator`` are not
+    affected."""
+
+    def __init__(self) -> None:
+        self.base_seed: int | None = None
+
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.base_seed = torch.initial_seed()
+
+    def on_train_batch_start(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int
+    ) -> None:
+        assert self.base_seed is not None
+        key = [self.base_seed % 2**63, trainer.global_rank, trainer.current_epoch, batch_idx]
+        torch.manual_seed(int(np.random.SeedSequence(key).generate_state(1, dtype=np.uint64)[0] % 2**63))

@@ -18,18 +18,22 @@ resolved config (that is how ``configs/`` is produced).
 A family's LightningModule keeps its trained object as ``self.model`` (a
 :class:`worldmodels.pretrained.Pretrained`); :class:`~worldmodels.training.callbacks.SavePretrained` writes it
 as ``<trainer.default_root_dir>/model`` at the end of ``fit``. Lightning ``.ckpt`` files are for
-``--ckpt_path`` resume.
+``--ckpt_path`` resume: with :class:`~worldmodels.training.callbacks.SeedEachStep` (always added) and a
+resumable train loader (:mod:`worldmodels.data.resumable`, ``FrameWindowDataModule``'s), a run resumed from
+any checkpoint, mid-epoch included, reaches the uninterrupted run's global step and weights.
 """
 
 from __future__ import annotations
 
+import argparse
 import warnings
 
 import lightning as L
 import torch
 from lightning.pytorch.cli import LightningCLI
 
-from worldmodels.training.callbacks import SavePretrained
+from worldmodels.errors import UserError
+from worldmodels.training.callbacks import SavePretrained, SeedEachStep
 
 
 def _check_config_files(argv: list[str]) -> None:
@@ -54,19 +58,82 @@ def _check_config_files(argv: list[str]) -> None:
                 )
 
 
+def _precision_amp(precision: object) -> str | None:
+    """``"bf16"`` / ``"fp16"`` for a Lightning ``trainer.precision`` that computes in that dtype, else None."""
+    text = str(precision)
+    if "bf16" in text:
+        return "bf16"
+    if text.startswith("16"):
+        return "fp16"
+    return None
+
+
+def _accelerator_device(accelerator: object) -> torch.device:
+    """The device a Lightning ``trainer.accelerator`` name trains on (``auto``: as Lightning picks)."""
+    name = str(accelerator if accelerator is not None else "auto")
+    if name in ("gpu", "cuda"):
+        return torch.device("cuda")
+    if name in ("cpu", "mps"):
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def check_trainer_precision(trainer: dict, force: bool) -> None:
+    """Precision by capability: a ``bf16``/``16`` ``trainer.precision`` where the accelerator does not run
+    that dtype natively becomes ``32-true`` with one printed line, or a ``ValueError`` with ``force``
+    (:func:`worldmodels.devices.choose_precision`). ``trainer`` is the parsed ``trainer`` section, edited in
+    place."""
+    from worldmodels.devices import choose_precision
+
+    amp = _precision_amp(trainer.get("precision"))
+    if amp is None:
+        return
+    device = _accelerator_device(trainer.get("accelerator"))
+    request = f"--trainer.precision {trainer['precision']}"
+    if choose_precision(amp, device, force=force, request=request, force_flag="--force_precision") is None:
+        trainer["precision"] = "32-true"
+
+
+class WorldModelsCLI(LightningCLI):
+    """The Lightning CLI plus ``--force_precision``: precision is chosen by capability before the Trainer is
+    built (:func:`check_trainer_precision`)."""
+
+    def add_arguments_to_parser(self, parser) -> None:
+        parser.add_argument(
+            "--force_precision", type=bool, default=False,
+            help="fail when trainer.precision asks for bf16/16 on hardware without native support, instead "
+                 "of training in float32",
+        )  # fmt: skip
+
+    def before_instantiate_classes(self) -> None:
+        cfg = self.config[self.subcommand] if self.subcommand else self.config
+        try:
+            check_trainer_precision(cfg["trainer"], bool(cfg.get("force_precision")))
+        except ValueError as err:
+            raise SystemExit(f"worldmodels {self.subcommand or 'fit'}: {err}") from None
+
+
 def lightning_main(argv: list[str]) -> int:
     _check_config_files(argv)
     torch.set_flush_denormal(True)
     # we pass argv explicitly (the `worldmodels` entry point already consumed sys.argv)
     warnings.filterwarnings("ignore", message=".*LightningCLI's args parameter is intended.*")
-    LightningCLI(
-        L.LightningModule,
-        L.LightningDataModule,
-        subclass_mode_model=True,
-        subclass_mode_data=True,
-        args=argv,
-        trainer_defaults={"callbacks": [SavePretrained()]},
-        save_config_kwargs={"overwrite": True},
-        seed_everything_default=0,
-    )
+    try:
+        WorldModelsCLI(
+            L.LightningModule,
+            L.LightningDataModule,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            args=argv,
+            trainer_defaults={"callbacks": [SavePretrained(), SeedEachStep()]},
+            save_config_kwargs={"overwrite": True},
+            seed_everything_default=0,
+            parser_kwargs={"exit_on_error": False},
+        )
+    except argparse.ArgumentError as err:  # a bad flag or config: one line (worldmodels.errors)
+        raise UserError(str(err)) from None
     return 0

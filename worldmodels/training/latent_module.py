@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from worldmodels.encoders import build_encoder
 from worldmodels.encoders.base import Encoder
 from worldmodels.models.latent_world_model import LatentWorldModel
+from worldmodels.pretrained import read_config
 from worldmodels.training.optim import adamw_with_schedule, check_schedule
 
 ENCODER_CHOICES = ("conv_ae", "state_ae", "dinov2")
@@ -91,6 +92,12 @@ class LatentWorldModelModule(L.LightningModule):
             )
         self.save_hyperparameters()
         self.model: LatentWorldModel | None = None
+
+    def prepare_data(self) -> None:
+        """Check the encoder directory before the trainer writes anything (its ``config.yaml``): a missing
+        or broken one is a one-line error naming it."""
+        if self.hparams.encoder == "conv_ae":
+            read_config(self.hparams.encoder_path)
 
     def _build_encoder(self) -> tuple[Encoder, dict]:
         h = self.hparams
