@@ -61,23 +61,39 @@ def pretrain_conv_ae(
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     enc = ConvAEEncoder(embed_dim=embed_dim).to(device)
-    lengths = store.episode_lengths
     background = _median_frame(store, rng, img_size, device)
-    opt = torch.optim.AdamW(enc.parameters(), lr=lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
-    bar = tqdm(range(steps), desc="pretrain conv_ae", disable=not progress)
-    for _ in bar:
-        eps = rng.integers(0, len(store), batch_size)
-        frames = [store.read(int(e), "pixels", int(rng.integers(0, lengths[e] + 1))) for e in eps]
-        x = prepare_frames(np.stack(frames), img_size).to(device).float() / 255.0
+
+    def step(x, eps, idx):
         recon = enc.decode_tokens(enc.encode_frames(x))
         loss = _weighted_recon(recon, x, background)
+        return loss, {"loss": f"{loss.item():.4f}", "mse": f"{F.mse_loss(recon, x).item():.5f}"}
+
+    _train_on_frames(enc, store, rng, step, steps=steps, batch_size=batch_size, lr=lr, img_size=img_size,
+                     device=device, desc="pretrain conv_ae", progress=progress)  # fmt: skip
+    return enc.cpu().eval()
+
+
+def _train_on_frames(
+    enc, store, rng, step, *, steps, batch_size, lr, img_size, device, desc, progress
+) -> None:
+    """The pre-training loop the offline encoders share: AdamW + cosine schedule over ``steps`` batches of
+    random frames (episode, then time, drawn from ``rng``); ``step(x, eps, idx) -> (loss, postfix)`` is the
+    encoder's loss on frames ``x`` (float in [0, 1]) of episodes ``eps`` at times ``idx``."""
+    lengths = store.episode_lengths
+    opt = torch.optim.AdamW(enc.parameters(), lr=lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
+    bar = tqdm(range(steps), desc=desc, disable=not progress)
+    for _ in bar:
+        eps = rng.integers(0, len(store), batch_size)
+        idx = [int(rng.integers(0, lengths[e] + 1)) for e in eps]
+        frames = [store.read(int(e), "pixels", t) for e, t in zip(eps, idx, strict=True)]
+        x = prepare_frames(np.stack(frames), img_size).to(device).float() / 255.0
+        loss, postfix = step(x, eps, idx)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         sched.step()
-        bar.set_postfix(loss=f"{loss.item():.4f}", mse=f"{F.mse_loss(recon, x).item():.5f}")
-    return enc.cpu().eval()
+        bar.set_postfix(**postfix)
 
 
 def pretrain_state_ae(
@@ -108,7 +124,7 @@ def pretrain_state_ae(
         raise ValueError(f"state_weight={state_weight} must be >= 0")
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
-    env_id, lengths = store.env_id, store.episode_lengths
+    env_id = store.env_id
     ref = np.concatenate([store.read(int(e), "state") for e in rng.integers(0, len(store), 64)])
     ref = probe_state(env_id, ref)
     mean, std = ref.mean(0), ref.std(0)
@@ -117,27 +133,20 @@ def pretrain_state_ae(
     enc = StateAEEncoder(code_dim=ref.shape[1], embed_dim=embed_dim, img_size=size, code_scale=code_scale)
     enc = enc.to(device)
     background = _median_frame(store, rng, img_size, device)
-    opt = torch.optim.AdamW(enc.parameters(), lr=lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
-    bar = tqdm(range(steps), desc="pretrain state_ae", disable=not progress)
-    for _ in bar:
-        eps = rng.integers(0, len(store), batch_size)
-        idx = [int(rng.integers(0, lengths[e] + 1)) for e in eps]
-        frames = [store.read(int(e), "pixels", t) for e, t in zip(eps, idx, strict=True)]
+
+    def step(x, eps, idx):
         states = np.stack([store.read(int(e), "state", t) for e, t in zip(eps, idx, strict=True)])
         target = torch.as_tensor(
             (probe_state(env_id, states) - mean) / std, dtype=torch.float32, device=device
         )
-        x = prepare_frames(np.stack(frames), img_size).to(device).float() / 255.0
         tokens, code = enc.encode_with_code(x)
         recon = enc.decode_tokens(tokens)
         rec_loss, state_loss = _weighted_recon(recon, x, background), F.mse_loss(code, target)
-        loss = rec_loss + state_weight * state_loss
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        bar.set_postfix(recon=f"{rec_loss.item():.4f}", state=f"{state_loss.item():.4f}")
+        return rec_loss + state_weight * state_loss, {"recon": f"{rec_loss.item():.4f}",
+                                                      "state": f"{state_loss.item():.4f}"}  # fmt: skip
+
+    _train_on_frames(enc, store, rng, step, steps=steps, batch_size=batch_size, lr=lr, img_size=img_size,
+                     device=device, desc="pretrain state_ae", progress=progress)  # fmt: skip
     return enc.cpu().eval()
 
 
