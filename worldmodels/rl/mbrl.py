@@ -41,7 +41,6 @@ Run directory (atomic writes; a killed run resumes exactly, same device and thre
 from __future__ import annotations
 
 import argparse
-import copy
 import dataclasses
 import json
 import math
@@ -53,11 +52,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 from tqdm.auto import tqdm
 
 from worldmodels.io import atomic_path, atomic_write_text
-from worldmodels.rl.networks import TanhGaussianActor, VectorizedCritic
+from worldmodels.rl.sac import ActorCriticAlpha
 
 #: algo -> settings it fixes unless given explicitly
 PRESETS: dict[str, dict[str, Any]] = {
@@ -179,7 +178,7 @@ def edac_diversity(grads: Tensor) -> Tensor:
     return off_diagonal.mean() / (n - 1)
 
 
-class SACN(nn.Module):
+class SACN(ActorCriticAlpha):
     """SAC with ``N`` critics and EDAC's diversity term (``eta = 0``: plain SAC-N; ``N = 2``: SAC).
 
     Args:
@@ -189,21 +188,10 @@ class SACN(nn.Module):
     """
 
     def __init__(self, obs_dim: int, action_dim: int, action_low, action_high, config: MBRLConfig) -> None:
-        super().__init__()
+        super().__init__(obs_dim, action_dim, action_low, action_high, hidden=config.hidden,
+                         num_critics=config.num_critics, alpha=config.alpha_init, autotune=True,
+                         actor_lr=config.actor_lr, critic_lr=config.critic_lr, alpha_lr=config.alpha_lr)  # fmt: skip
         self.config = config
-        self.actor = TanhGaussianActor(obs_dim, action_dim, config.hidden, list(map(float, action_low)),
-                                       list(map(float, action_high)))  # fmt: skip
-        self.critic = VectorizedCritic(obs_dim, action_dim, config.num_critics, config.hidden)
-        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
-        self.log_alpha = nn.Parameter(torch.tensor(math.log(config.alpha_init)))
-        self.target_entropy = -float(action_dim)
-        self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=config.actor_lr)
-        self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=config.critic_lr)
-        self.alpha_optimizer = torch.optim.Adam([self.log_alpha], lr=config.alpha_lr)
-
-    @property
-    def alpha(self) -> Tensor:
-        return self.log_alpha.detach().exp()
 
     def update(self, batch: dict[str, Tensor], generator: torch.Generator) -> tuple[dict[str, float], Tensor]:
         """One critic, actor, temperature and target step; returns the metrics and ``Q (N, B)`` of the batch
@@ -249,13 +237,6 @@ class SACN(nn.Module):
         metrics |= {"critic_loss": critic_loss.item(), "actor_loss": actor_loss.item(), "alpha": self.alpha.item(),
                     "entropy": -log_prob.detach().mean().item()}  # fmt: skip
         return metrics, q.detach()
-
-    def optimizer_states(self) -> dict[str, Any]:
-        return {n: getattr(self, f"{n}_optimizer").state_dict() for n in ("actor", "critic", "alpha")}
-
-    def load_optimizer_states(self, states: dict[str, Any]) -> None:
-        for n, state in states.items():
-            getattr(self, f"{n}_optimizer").load_state_dict(state)
 
 
 # --------------------------------------------------------------------------------------------- buffers

@@ -192,8 +192,38 @@ class ReplayBuffer:
 
 
 # ---------------------------------------------------------------------------------------------- agent
-class SAC(nn.Module):
-    """Actor, critics, target critics and temperature, with their optimisers and update rules.
+class ActorCriticAlpha(nn.Module):
+    """The parts every SAC-style agent here holds: a :class:`TanhGaussianActor`, ``num_critics`` critics
+    (:class:`VectorizedCritic`) with their target copy, the log-temperature, and an Adam optimiser for each;
+    subclasses add the update rules (online :class:`SAC`, offline ``worldmodels.rl.mbrl.SACN``)."""
+
+    def __init__(self, obs_dim: int, action_dim: int, action_low, action_high, *, hidden, num_critics: int,
+                 alpha: float, autotune: bool, actor_lr: float, critic_lr: float, alpha_lr: float) -> None:  # fmt: skip
+        super().__init__()
+        self.actor = TanhGaussianActor(obs_dim, action_dim, hidden, list(map(float, action_low)),
+                                       list(map(float, action_high)))  # fmt: skip
+        self.critic = VectorizedCritic(obs_dim, action_dim, num_critics, hidden)
+        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
+        self.log_alpha = nn.Parameter(torch.tensor(math.log(alpha)), requires_grad=autotune)
+        self.target_entropy = -float(action_dim)
+        self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=actor_lr)
+        self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=critic_lr)
+        self.alpha_optimizer = torch.optim.Adam([self.log_alpha], lr=alpha_lr)
+
+    @property
+    def alpha(self) -> Tensor:
+        return self.log_alpha.detach().exp()
+
+    def optimizer_states(self) -> dict[str, Any]:
+        return {n: getattr(self, f"{n}_optimizer").state_dict() for n in ("actor", "critic", "alpha")}
+
+    def load_optimizer_states(self, states: dict[str, Any]) -> None:
+        for n, state in states.items():
+            getattr(self, f"{n}_optimizer").load_state_dict(state)
+
+
+class SAC(ActorCriticAlpha):
+    """Online SAC: :class:`ActorCriticAlpha` with CleanRL's update rules.
 
     Args:
         obs_dim: observation size.
@@ -203,21 +233,10 @@ class SAC(nn.Module):
     """
 
     def __init__(self, obs_dim: int, action_dim: int, action_low, action_high, config: SACConfig) -> None:
-        super().__init__()
+        super().__init__(obs_dim, action_dim, action_low, action_high, hidden=config.hidden,
+                         num_critics=config.num_critics, alpha=config.alpha, autotune=config.autotune,
+                         actor_lr=config.policy_lr, critic_lr=config.q_lr, alpha_lr=config.q_lr)  # fmt: skip
         self.config = config
-        self.actor = TanhGaussianActor(obs_dim, action_dim, config.hidden, list(map(float, action_low)),
-                                       list(map(float, action_high)))  # fmt: skip
-        self.critic = VectorizedCritic(obs_dim, action_dim, config.num_critics, config.hidden)
-        self.critic_target = copy.deepcopy(self.critic).requires_grad_(False)
-        self.log_alpha = nn.Parameter(torch.tensor(math.log(config.alpha)), requires_grad=config.autotune)
-        self.target_entropy = -float(action_dim)
-        self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=config.policy_lr)
-        self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=config.q_lr)
-        self.alpha_optimizer = torch.optim.Adam([self.log_alpha], lr=config.q_lr)
-
-    @property
-    def alpha(self) -> Tensor:
-        return self.log_alpha.detach().exp()
 
     def update_critic(self, batch: dict[str, Tensor], generator: torch.Generator) -> dict[str, float]:
         """One step on ``sum_i mean_B (Q_i(s, a) - y)^2`` (eq. 5-6)."""
@@ -258,13 +277,6 @@ class SAC(nn.Module):
         torch._foreach_lerp_(
             list(self.critic_target.parameters()), list(self.critic.parameters()), self.config.tau
         )
-
-    def optimizer_states(self) -> dict[str, Any]:
-        return {n: getattr(self, f"{n}_optimizer").state_dict() for n in ("actor", "critic", "alpha")}
-
-    def load_optimizer_states(self, states: dict[str, Any]) -> None:
-        for n, state in states.items():
-            getattr(self, f"{n}_optimizer").load_state_dict(state)
 
 
 # ---------------------------------------------------------------------------------------- evaluation
