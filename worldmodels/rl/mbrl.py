@@ -218,14 +218,7 @@ class SACN(ActorCriticAlpha):
         critic_loss.backward()
         self.critic_optimizer.step()
 
-        new_action, log_prob = self.actor.sample(batch["obs"], generator)
-        self.critic.requires_grad_(False)
-        q_pi = self.critic(batch["obs"], new_action).min(0).values
-        actor_loss = (self.alpha * log_prob - q_pi).mean()
-        self.actor_optimizer.zero_grad(set_to_none=True)
-        actor_loss.backward()
-        self.critic.requires_grad_(True)
-        self.actor_optimizer.step()
+        actor_loss, log_prob = self.actor_step(batch["obs"], generator)
         alpha_loss = -(self.log_alpha * (log_prob.detach() + self.target_entropy)).mean()
         self.alpha_optimizer.zero_grad(set_to_none=True)
         alpha_loss.backward()

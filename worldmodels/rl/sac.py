@@ -214,6 +214,18 @@ class ActorCriticAlpha(nn.Module):
     def alpha(self) -> Tensor:
         return self.log_alpha.detach().exp()
 
+    def actor_step(self, obs: Tensor, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        """One actor step on ``min_i Q_i(s, a~pi) - alpha log pi(a|s)``; returns the loss and ``log pi``."""
+        action, log_prob = self.actor.sample(obs, generator)
+        self.critic.requires_grad_(False)  # gradients flow through the critics to the action only
+        q = self.critic(obs, action).min(0).values
+        actor_loss = (self.alpha * log_prob - q).mean()
+        self.actor_optimizer.zero_grad(set_to_none=True)
+        actor_loss.backward()
+        self.critic.requires_grad_(True)
+        self.actor_optimizer.step()
+        return actor_loss, log_prob
+
     def optimizer_states(self) -> dict[str, Any]:
         return {n: getattr(self, f"{n}_optimizer").state_dict() for n in ("actor", "critic", "alpha")}
 
@@ -254,14 +266,7 @@ class SAC(ActorCriticAlpha):
 
     def update_actor(self, batch: dict[str, Tensor], generator: torch.Generator) -> dict[str, float]:
         """One step on the actor (eq. 7) and, with ``autotune``, on ``log alpha`` (eq. 18)."""
-        action, log_prob = self.actor.sample(batch["obs"], generator)
-        self.critic.requires_grad_(False)  # gradients flow through the critics to the action only
-        q = self.critic(batch["obs"], action).min(0).values
-        actor_loss = (self.alpha * log_prob - q).mean()
-        self.actor_optimizer.zero_grad(set_to_none=True)
-        actor_loss.backward()
-        self.critic.requires_grad_(True)
-        self.actor_optimizer.step()
+        actor_loss, log_prob = self.actor_step(batch["obs"], generator)
         metrics = {"actor_loss": actor_loss.item(), "entropy": -log_prob.detach().mean().item()}
         if self.config.autotune:
             alpha_loss = (-self.log_alpha.exp() * (log_prob.detach() + self.target_entropy)).mean()
