@@ -70,16 +70,13 @@ def _precision_amp(precision: object) -> str | None:
 
 def _accelerator_device(accelerator: object) -> torch.device:
     """The device a Lightning ``trainer.accelerator`` name trains on (``auto``: as Lightning picks)."""
+    from worldmodels.devices import resolve_device
+
     name = str(accelerator if accelerator is not None else "auto")
-    if name in ("gpu", "cuda"):
-        return torch.device("cuda")
-    if name in ("cpu", "mps"):
+    name = {"gpu": "cuda"}.get(name, name)  # Lightning's alias
+    if name in ("cuda", "cpu", "mps"):  # what the config asked for
         return torch.device(name)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
+    return resolve_device("auto")  # auto (or a custom accelerator): the best this machine has, as Lightning
 
 
 def check_trainer_precision(trainer: dict, force: bool) -> None:
