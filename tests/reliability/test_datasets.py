@@ -9,6 +9,7 @@ partial dataset (a retry works); a column that cannot be imported is an error or
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -81,7 +82,9 @@ def test_second_writer_fails_at_once_and_a_killed_writers_lock_is_taken_over(tmp
         )  # kill -9: its lock file keeps its record, the flock dies with it
         first.wait()
     done = _committed(out)
-    assert 1 <= done < n and (out / ".writer.lock").read_text()  # the dead writer's record stays
+    assert 1 <= done < n
+    record = json.loads((out / ".writer.lock").read_text())  # the dead writer's record stays
+    assert record["pid"] > 0 and record["host"] == socket.gethostname()
     resumed = run_here(capsys, "worldmodels", *args, "--episodes", str(done + 3))
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     reference = collect(ENV, policy="noisy-expert", episodes=done + 3, out=tmp_path / "ref",
