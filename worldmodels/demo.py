@@ -53,6 +53,12 @@ def main(argv: list[str] | None = None) -> int:
         "--fit-args", default="", help="extra Lightning CLI arguments for the fit stage (one string)"
     )
     p.add_argument(
+        "--encoder",
+        default="conv_ae",
+        choices=("conv_ae", "state_ae"),
+        help="offline encoder pre-trained on the demo's frames (default: conv_ae)",
+    )
+    p.add_argument(
         "--encoder-args", default="--steps 450", help="extra arguments for pretrain-encoder (one string)"
     )
     p.add_argument(
@@ -93,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         if (encoder / "config.json").exists():
             print(f"\nencoder: {encoder} exists, skipping pre-training")
         else:
-            _run(["worldmodels", "pretrain-encoder", "--data", str(data), "--encoder", "conv_ae",
+            _run(["worldmodels", "pretrain-encoder", "--data", str(data), "--encoder", args.encoder,
                   "--out", str(encoder), "--seed", str(args.seed), *shlex.split(args.encoder_args)], wm)  # fmt: skip
         timings["encoder"] = time.perf_counter() - t0
     model_dir = fit / "model"
@@ -103,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\nfit: {model_dir} exists, skipping training")
         else:
             _run(["worldmodels", "fit", "-c", str(config), "--data.root", str(data),
-                  "--model.encoder_path", str(encoder), "--trainer.default_root_dir", str(fit),
+                  "--model.encoder", args.encoder, "--model.encoder_path", str(encoder), "--trainer.default_root_dir", str(fit),
                   "--seed_everything", str(args.seed), *shlex.split(args.fit_args)], wm)  # fmt: skip
         timings["fit"] = time.perf_counter() - t0
     if "plan" in stages:

@@ -1,0 +1,35 @@
+"""The demo's stage commands (no stage is run: ``_run`` is replaced by a recorder)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from worldmodels import demo
+
+
+@pytest.mark.parametrize("encoder", ["conv_ae", "state_ae"])
+def test_encoder_choice_reaches_pretraining_and_fit(tmp_path, monkeypatch, encoder):
+    calls: list[list[str]] = []
+
+    def record(argv, module):
+        calls.append(argv)
+        if argv[:2] == ["planners", "eval"]:  # the plan stage reads the results it wrote
+            out = tmp_path / "o" / "plan"
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "results.json").write_text(json.dumps({"success_rate": 0.5}))
+
+    monkeypatch.setattr(demo, "_run", record)
+    args = ["--out", str(tmp_path / "o"), "--stages", "encoder,fit,plan", "--encoder", encoder]
+    assert demo.main(args) == 0
+    pretrain, fit, plan = calls
+    assert pretrain[pretrain.index("--encoder") + 1] == encoder
+    assert fit[fit.index("--model.encoder") + 1] == encoder
+    assert fit[fit.index("--model.encoder_path") + 1] == str(tmp_path / "o" / "encoder")
+    assert plan[:2] == ["planners", "eval"]
+
+
+def test_unknown_encoder_is_refused(tmp_path):
+    with pytest.raises(SystemExit):
+        demo.main(["--out", str(tmp_path / "o"), "--encoder", "dinov2"])
