@@ -82,7 +82,9 @@ def test_second_writer_fails_at_once_and_a_killed_writers_lock_is_taken_over(tmp
         )  # kill -9: its lock file keeps its record, the flock dies with it
         first.wait()
     done = _committed(out)
-    assert 1 <= done < n
+    assert 1 <= done < n, (
+        f"kill -9 must leave a partial dataset to resume from: {done} of {n} episodes committed"
+    )
     record = json.loads((out / ".writer.lock").read_text())  # the dead writer's record stays
     assert record["pid"] > 0 and record["host"] == socket.gethostname()
     resumed = run_here(capsys, "worldmodels", *args, "--episodes", str(done + 3))

@@ -73,10 +73,12 @@ def _accelerator_device(accelerator: object) -> torch.device:
     from worldmodels.devices import resolve_device
 
     name = str(accelerator if accelerator is not None else "auto")
-    name = {"gpu": "cuda"}.get(name, name)  # Lightning's alias
-    if name in ("cuda", "cpu", "mps"):  # what the config asked for
-        return torch.device(name)
-    return resolve_device("auto")  # auto (or a custom accelerator): the best this machine has, as Lightning
+    if name not in ("auto", "gpu"):  # a device type the config names
+        try:
+            return torch.device(name)
+        except RuntimeError:  # a custom accelerator: Lightning decides, as for auto
+            pass
+    return resolve_device("auto")  # auto / gpu: the best this machine has, as Lightning picks it
 
 
 def check_trainer_precision(trainer: dict, force: bool) -> None:
