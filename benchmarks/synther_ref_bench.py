@@ -40,6 +40,7 @@ import contextlib
 import importlib
 import io
 import json
+import os
 import platform
 import statistics
 import sys
@@ -260,13 +261,6 @@ def summarise(times: dict[str, list[float]]) -> dict[str, Any]:
     return out
 
 
-def loadavg() -> list[float] | None:
-    try:
-        return [float(v) for v in Path("/proc/loadavg").read_text().split()[:3]]
-    except OSError:
-        return None
-
-
 def run(args: argparse.Namespace) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
     ref = load_reference(args.reference_src) if args.reference_src else None
@@ -275,7 +269,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "machine": platform.processor() or platform.machine(), "threads": args.threads, "torch": torch.__version__,
         "dim": args.dim, "width": args.width, "blocks": args.blocks, "batch": args.batch,
         "reference_src": str(args.reference_src) if args.reference_src else None,
-        "stubbed": ref["stubbed"] if ref else [], "loadavg_start": loadavg(),
+        "stubbed": ref["stubbed"] if ref else [], "loadavg_start": list(os.getloadavg()),
     }  # fmt: skip
     fns = train_step_fns(args.dim, args.width, args.blocks, args.batch, ref, lns)
     result["parameters"] = {k: v[1] for k, v in fns.items()}
@@ -290,7 +284,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                                 layer_norm=True)  # fmt: skip
         result["sampler"] = {"batch": args.sampler_batch, "steps": args.sampler_steps, "nfe": nfe, "s_churn": 80,
                              **summarise(interleave(sfns, args.sampler_reps, 1))}  # fmt: skip
-    result["loadavg_end"] = loadavg()
+    result["loadavg_end"] = list(os.getloadavg())
     return result
 
 
