@@ -41,7 +41,9 @@ def test_rl_train_killed_and_rerun_equals_an_uninterrupted_run(tmp_path):
     subprocess.run(_argv(data, tmp_path / "full"), check=True, env=_env(), capture_output=True, timeout=500)
 
     cut = tmp_path / "cut"
-    proc = subprocess.Popen(_argv(data, cut), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        _argv(data, cut), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.monotonic() + 400
     while _update(cut / "checkpoint.pt") < 40 and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -19,6 +19,22 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from worldmodels.models.dropout import Dropout, dropout
+
+
+def _sdpa(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, p: float
+) -> torch.Tensor:
+    """Scaled dot-product attention. With dropout on a CPU the probabilities are materialised and dropped
+    through :func:`worldmodels.models.dropout.dropout` (PyTorch's own path does the same with a Bernoulli draw
+    per score, about 8x the generator work); otherwise PyTorch's fused kernels."""
+    if p == 0.0 or q.device.type != "cpu":
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
+    scores = (q * q.shape[-1] ** -0.5) @ k.transpose(-2, -1)
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    return dropout(scores.softmax(-1), p) @ v
+
 
 def block_causal_mask(num_frames: int, num_patches: int, device: torch.device | None = None) -> torch.Tensor:
     """Boolean ``(L, L)`` mask, ``L = num_frames * num_patches``: token i may attend token j iff
@@ -115,16 +131,12 @@ class Attention(nn.Module):
             if not _per_frame_pays(frame_len, p):
                 mask = block_causal_mask(n // frame_len, frame_len, x.device)[past_len:]
         if mask is not None or not frame_len or length <= frame_len:
-            out = F.scaled_dot_product_attention(
-                q, k_buf[:, :, :n], v_buf[:, :, :n], attn_mask=mask, dropout_p=p
-            )
+            out = _sdpa(q, k_buf[:, :, :n], v_buf[:, :, :n], mask, p)
             return self.proj(rearrange(out, "b h l d -> b l (h d)")), (k_buf, v_buf)
         outs = []
         for s in range(0, length, frame_len):
             e = past_len + s + frame_len  # keys up to the end of this frame
-            o = F.scaled_dot_product_attention(
-                q[:, :, s : s + frame_len], k_buf[:, :, :e], v_buf[:, :, :e], dropout_p=p
-            )
+            o = _sdpa(q[:, :, s : s + frame_len], k_buf[:, :, :e], v_buf[:, :, :e], None, p)
             outs.append(o.transpose(1, 2))
         return self.proj(torch.cat(outs, 1).flatten(2)), (k_buf, v_buf)
 
@@ -139,9 +151,9 @@ class Block(nn.Module):
         self.mlp = nn.Sequential(
             nn.Linear(dim, mlp_dim),
             nn.GELU(),
-            nn.Dropout(dropout),
+            Dropout(dropout),
             nn.Linear(mlp_dim, dim),
-            nn.Dropout(dropout),
+            Dropout(dropout),
         )
 
     def forward(self, x, mask, past=None, past_len: int = 0, capacity: int = 0, frame_len: int = 0):
