@@ -129,3 +129,22 @@ class _NoState:
         self._store = store
         self.root = store.root
         self.keys = tuple(k for k in store.keys if k != "state")
+
+
+def test_pretrain_encoder_cli_patch_size_option(wall_store, tmp_path, one_torch_thread):
+    """``--num-down 4``: 16-pixel patches, a 4 x 4 token grid at 64 px, through the CLI, saved and reloaded;
+    the patch size is in the name (the feature-cache key)."""
+    from worldmodels.encoders.cli import pretrain_main
+
+    for kind in ("conv_ae", "state_ae"):
+        out = tmp_path / kind
+        args = ["--data", str(wall_store.root), "--encoder", kind, "--out", str(out), "--steps", "2",
+                "--batch-size", "4", "--embed-dim", "16", "--num-down", "4", "--device", "cpu"]  # fmt: skip
+        assert pretrain_main(args) == 0
+        enc = build_encoder(kind, path=str(out))
+        assert enc.patch_size == 16 and enc.name.endswith("-p16") and enc.num_patches(64, 64) == 16
+        tokens = enc(torch.rand(1, 2, 3, 64, 64))
+        assert tokens.shape == (1, 2, 16, 16)
+        assert enc.decode_tokens(tokens).shape == (1, 2, 3, 64, 64)
+    with pytest.raises(SystemExit):
+        pretrain_main(["--data", str(wall_store.root), "--out", str(tmp_path / "x"), "--num-down", "0"])

@@ -43,12 +43,13 @@ def pretrain_conv_ae(
     batch_size: int = 64,
     lr: float = 1e-3,
     embed_dim: int = 64,
+    num_down: int = 3,
     img_size: int | None = None,
     seed: int = 0,
     progress: bool = True,
     device: str | torch.device = "cpu",
 ):
-    """Train a :class:`ConvAEEncoder` to reconstruct random frames of ``store`` on ``device``; returns it
+    """Train a :class:`ConvAEEncoder` (patch size ``2 ** num_down``) to reconstruct random frames of ``store`` on ``device``; returns it
     (eval mode, on the CPU).
 
     The reconstruction loss is a per-pixel MSE re-weighted towards pixels that differ from the dataset's
@@ -60,7 +61,7 @@ def pretrain_conv_ae(
         raise ValueError(f"{store.root}: key 'pixels' is not in the dataset {store.keys}")
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
-    enc = ConvAEEncoder(embed_dim=embed_dim).to(device)
+    enc = ConvAEEncoder(embed_dim=embed_dim, num_down=num_down).to(device)
     background = _median_frame(store, rng, img_size, device)
 
     def step(x, eps, idx):
@@ -103,6 +104,7 @@ def pretrain_state_ae(
     batch_size: int = 64,
     lr: float = 1e-3,
     embed_dim: int = 64,
+    num_down: int = 3,
     img_size: int | None = None,
     state_weight: float = 1.0,
     code_scale: float = 2.0,
@@ -130,7 +132,9 @@ def pretrain_state_ae(
     mean, std = ref.mean(0), ref.std(0)
     std = np.where(std > 1e-8, std, 1.0)
     size = img_size or store.read(0, "pixels", 0).shape[0]
-    enc = StateAEEncoder(code_dim=ref.shape[1], embed_dim=embed_dim, img_size=size, code_scale=code_scale)
+    enc = StateAEEncoder(
+        code_dim=ref.shape[1], embed_dim=embed_dim, num_down=num_down, img_size=size, code_scale=code_scale
+    )
     enc = enc.to(device)
     background = _median_frame(store, rng, img_size, device)
 
@@ -164,6 +168,10 @@ def pretrain_main(argv: list[str]) -> int:
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--embed-dim", type=int, default=64)
+    p.add_argument(
+        "--num-down", type=int, default=3,
+        help="stride-2 stages: patches of 2**num_down pixels (default 3: 8 x 8 tokens at 64 px; 4: 4 x 4)",
+    )  # fmt: skip
     p.add_argument("--img-size", type=int, default=None, help="resize frames (default: dataset size)")
     p.add_argument("--state-weight", type=float, default=1.0, help="state_ae: weight of the state loss")
     p.add_argument("--code-scale", type=float, default=2.0, help="state_ae: code multiplier in the tokens")
@@ -178,8 +186,10 @@ def pretrain_main(argv: list[str]) -> int:
         p.error(str(err))
     store = EpisodeStore.open(args.data)
     t0 = time.perf_counter()
+    if args.num_down < 1:
+        p.error(f"--num-down {args.num_down}: must be >= 1")
     common = dict(steps=args.steps, batch_size=args.batch_size, lr=args.lr, embed_dim=args.embed_dim,
-                  img_size=args.img_size, seed=args.seed, device=device)  # fmt: skip
+                  num_down=args.num_down, img_size=args.img_size, seed=args.seed, device=device)  # fmt: skip
     if args.encoder == "state_ae":
         enc = pretrain_state_ae(store, state_weight=args.state_weight, code_scale=args.code_scale, **common)
     else:

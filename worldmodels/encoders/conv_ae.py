@@ -55,7 +55,7 @@ class ConvAEEncoder(Pretrained, Encoder):
             dec.append(_up(cin, c))
             cin = c
         self.dec = nn.Sequential(*dec, nn.Conv2d(cin, 3, 3, padding=1))
-        self.name = f"conv_ae-d{embed_dim}"
+        self.name = f"conv_ae-d{embed_dim}" + (f"-p{self.patch_size}" if num_down != 3 else "")
 
     def encode_frames(self, images: torch.Tensor) -> torch.Tensor:
         """``(B, 3, H, W)`` in [0, 1] -> ``(B, (H/p)*(W/p), D)``."""

@@ -94,7 +94,9 @@ class StateAEEncoder(Pretrained, Encoder):
             cin = c
         self.dec = nn.Sequential(*dec, nn.Conv2d(cin, 3, 3, padding=1))
         # the scale is not in the weights: it must be in the name (the feature-cache key)
-        self.name = f"state_ae-d{embed_dim}-c{code_dim}-s{code_scale:g}"
+        self.name = f"state_ae-d{embed_dim}-c{code_dim}-s{code_scale:g}" + (
+            f"-p{self.patch_size}" if num_down != 3 else ""
+        )
 
     def check_size(self, height: int, width: int) -> None:
         super().check_size(height, width)
