@@ -30,7 +30,6 @@ import json
 import os
 import platform
 import statistics
-import time
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from worldmodels.benchmarking import interleave
 from worldmodels.io import atomic_write_text
 from worldmodels.models.ensemble_dynamics import EnsembleDynamics
 from worldmodels.rl.mbrl import SACN, MBRLConfig
@@ -133,18 +133,9 @@ def kit_step(model, mu, sigma, obs: np.ndarray, action: np.ndarray, rng: np.rand
 
 # ----------------------------------------------------------------------------------------- timing
 def interleaved_ms(fns, repeats: int, warmup: int = 3) -> list[float]:
-    """Median ms of each function, calls alternating between them so that a change of load on a shared
-    machine hits all of them alike."""
-    for _ in range(warmup):
-        for fn in fns:
-            fn()
-    times: list[list[float]] = [[] for _ in fns]
-    for _ in range(repeats):
-        for fn, ts in zip(fns, times):
-            t = time.perf_counter()
-            fn()
-            ts.append(time.perf_counter() - t)
-    return [1000 * statistics.median(ts) for ts in times]
+    """Median ms of each function, calls alternating between them (:func:`worldmodels.benchmarking.interleave`)."""
+    times = interleave(dict(enumerate(fns)), repeats, warmup)
+    return [1000 * statistics.median(ts) for ts in times.values()]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -44,7 +44,6 @@ import os
 import platform
 import statistics
 import sys
-import time
 import types
 from collections.abc import Callable
 from pathlib import Path
@@ -53,6 +52,7 @@ from typing import Any
 import torch
 
 from synth.model import REFERENCE_SAMPLER, SynthER
+from worldmodels.benchmarking import interleave
 from worldmodels.io import atomic_write_text
 from worldmodels.models.edm import SamplerConfig
 
@@ -236,21 +236,6 @@ def sampler_fns(
             batch_size=batch, num_sample_steps=steps, clamp=False, disable_tqdm=True
         )
     return fns, cfg.nfe
-
-
-def interleave(fns: dict[str, Callable[[], Any]], reps: int, warmup: int) -> dict[str, list[float]]:
-    """Run every function once per round (A B A B ..., the order reversed every other round), ``warmup``
-    untimed rounds first; returns each one's ``reps`` wall times in seconds."""
-    names = list(fns)
-    times: dict[str, list[float]] = {n: [] for n in names}
-    for r in range(warmup + reps):
-        for name in names if r % 2 == 0 else names[::-1]:
-            t0 = time.perf_counter()
-            fns[name]()
-            dt = time.perf_counter() - t0
-            if r >= warmup:
-                times[name].append(dt)
-    return times
 
 
 def summarise(times: dict[str, list[float]]) -> dict[str, Any]:

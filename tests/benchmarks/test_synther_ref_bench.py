@@ -99,3 +99,14 @@ def test_times_the_reference_beside_ours(bench, tmp_path, clean_modules):
     # input (16 random frequencies -> 33 features; the reference's 16 features are 8 frequencies -> 17)
     p = {k: v["parameters"] for k, v in result["parameters"].items()}
     assert p["ours"] - p["reference (layer_norm True)"] == (33 - 17) * 128 - 8
+
+
+def test_interleave_alternates_the_order_and_drops_warmup():
+    from worldmodels.benchmarking import interleave
+
+    calls = []
+    times = interleave({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, reps=3, warmup=1)
+    assert calls == ["a", "b", "b", "a", "a", "b", "b", "a"]
+    assert [len(v) for v in times.values()] == [3, 3] and all(t >= 0 for v in times.values() for t in v)
+    with pytest.raises(ValueError, match="reps=0"):
+        interleave({"a": lambda: None}, reps=0)
