@@ -3,6 +3,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from worldmodels.cli import main as wm
 from worldmodels.models.latent_world_model import LatentWorldModel
 
@@ -78,13 +80,49 @@ def test_warmup_cosine_schedule():
     assert abs(lrs[12] - 0.5) < 1e-9  # half-way through the decay
 
 
-def test_cosine_fit_with_residual_predictor_decays_lr_to_zero(wall_data, tmp_path):
+def test_time_aware_cosine_follows_the_clock_when_time_runs_out_first():
+    from worldmodels.training.optim import time_aware_warmup_cosine, warmup_cosine
+
+    class Clock:  # what the schedule reads of Lightning's Timer
+        def __init__(self, budget):
+            self.now, self.budget = 0.0, budget
+
+        def time_elapsed(self, stage):
+            return self.now
+
+        def time_remaining(self, stage):
+            return None if self.budget is None else max(0.0, self.budget - self.now)
+
+    # no time limit (or no timer): exactly the step schedule
+    for timer in (None, Clock(None)):
+        fn = time_aware_warmup_cosine(4, 20, timer)
+        assert [fn(s) for s in range(21)] == [warmup_cosine(s, 4, 20) for s in range(21)]
+    # 100 s budget; the warm-up ends at 10 s; steps are slow, so the clock leads the decay
+    clock = Clock(100.0)
+    fn = time_aware_warmup_cosine(4, 1000, clock)
+    assert fn(0) == 0.25 and fn(3) == 1.0  # warm-up in steps, as before
+    clock.now = 10.0
+    assert fn(4) == 1.0  # decay starts where the warm-up ended
+    clock.now = 55.0
+    assert abs(fn(10) - 0.5) < 1e-9  # half the remaining time used: half-way, whatever the step count
+    clock.now = 100.0
+    assert fn(11) < 1e-12  # the time limit: lr 0 at step 11 of 1000
+    # fast steps: the step count leads, as the plain schedule
+    clock = Clock(1e6)
+    fn = time_aware_warmup_cosine(0, 20, clock)
+    assert fn(0) == 1.0 and abs(fn(10) - 0.5) < 1e-9
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "cosine_time"])
+def test_cosine_fit_with_residual_predictor_decays_lr_to_zero(wall_data, tmp_path, schedule):
+    """Both cosine schedules end at lr 0 when the step limit comes first (``cosine_time`` reads the Timer
+    that ``max_time`` adds)."""
     import json
 
     args = [*TINY, "--data.root", str(wall_data / "data"), "--model.encoder_path", str(wall_data / "enc"),
             "--trainer.default_root_dir", str(tmp_path / "fit"), "--model.residual", "true",
-            "--model.lr_schedule", "cosine", "--model.warmup_steps", "1", "--trainer.max_steps", "3",
-            "--model.rollout_passes", "2"]  # fmt: skip
+            "--model.lr_schedule", schedule, "--model.warmup_steps", "1", "--trainer.max_steps", "3",
+            "--model.rollout_passes", "2", "--trainer.max_time", "00:00:30:00"]  # fmt: skip
     assert wm(["fit", *args]) == 0
     model = LatentWorldModel.from_pretrained(tmp_path / "fit" / "model")
     assert model.predictor.residual
@@ -96,7 +134,7 @@ def test_cosine_fit_with_residual_predictor_decays_lr_to_zero(wall_data, tmp_pat
 def test_unknown_lr_schedule_is_named(wall_data):
     proc = subprocess.run([sys.executable, "-m", "worldmodels.cli", "fit", *TINY[:4], "--data.root", str(wall_data / "data"),
                            "--model.encoder_path", "x", "--model.lr_schedule", "linear"], capture_output=True, text=True)  # fmt: skip
-    assert proc.returncode != 0 and "lr_schedule" in proc.stderr
+    assert proc.returncode != 0 and "lr_schedule" in proc.stderr and "cosine_time" in proc.stderr
     proc = subprocess.run([sys.executable, "-m", "worldmodels.cli", "fit", *TINY[:4], "--data.root", str(wall_data / "data"),
                            "--model.encoder_path", "x", "--model.rollout_passes", "-1"], capture_output=True, text=True)  # fmt: skip
     assert proc.returncode != 0 and "rollout_passes=-1" in proc.stderr

@@ -42,8 +42,10 @@ class LatentWorldModelModule(L.LightningModule):
         weight_decay: AdamW weight decay.
         residual: the predictor outputs the change from the current frame (see :class:`LatentPredictor`).
         lr_schedule: ``constant`` (DINO-WM) or ``cosine``: linear warm-up over ``warmup_steps``, then cosine
-            decay to zero at the trainer's last step (``max_steps``, else ``max_epochs`` of batches).
-        warmup_steps: warm-up length for ``cosine``.
+            decay to zero at the trainer's last step (``max_steps``, else ``max_epochs`` of batches);
+            ``cosine_time``: the same, but the decay also follows the trainer's ``max_time``, so a run its
+            time limit stops still ends near zero (the demo's schedule).
+        warmup_steps: warm-up length for ``cosine`` / ``cosine_time``.
         rollout_passes: ``0`` trains teacher-forced only (DINO-WM). ``n > 0`` adds the push-forward loss:
             the frames after the history are replaced by the predictor's own predictions (detached; ``n``
             passes, so frame ``k`` carries up to ``min(k, n)`` steps of imagination error) and the
