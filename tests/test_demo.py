@@ -33,3 +33,23 @@ def test_encoder_choice_reaches_pretraining_and_fit(tmp_path, monkeypatch, encod
 def test_unknown_encoder_is_refused(tmp_path):
     with pytest.raises(SystemExit):
         demo.main(["--out", str(tmp_path / "o"), "--encoder", "dinov2"])
+
+
+def test_defaults_are_the_measured_recipe(tmp_path, monkeypatch):
+    """Without options: state_ae with 4 x 4 tokens, the demo config, MPC+iCEM with env-time noise."""
+    calls: list[list[str]] = []
+
+    def record(argv, module):
+        calls.append(argv)
+        if argv[:2] == ["planners", "eval"]:
+            out = tmp_path / "o" / "plan"
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "results.json").write_text(json.dumps({"success_rate": 0.8}))
+
+    monkeypatch.setattr(demo, "_run", record)
+    assert demo.main(["--out", str(tmp_path / "o"), "--stages", "encoder,fit,plan"]) == 0
+    pretrain, fit, plan = calls
+    assert pretrain[pretrain.index("--encoder") + 1] == "state_ae"
+    assert pretrain[pretrain.index("--num-down") + 1] == "4"
+    assert fit[fit.index("-c") + 1].endswith("configs/latent/wall_demo.yaml")
+    assert plan[plan.index("--planner") + 1] == "icem" and plan[plan.index("--substeps") + 1] == "5"

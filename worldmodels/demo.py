@@ -7,9 +7,12 @@ Stages (each skipped when its output already exists, so an interrupted demo resu
 1. ``envs``: roll out each environment's scripted controller and write one mp4 per env.
 2. ``data``: collect a Wall dataset, episodes alternating between the noisy scripted controller (through the
    door) and held random actions (into the walls), on both cores.
-3. ``encoder``: pre-train the offline ``conv_ae`` encoder on the dataset's own frames.
-4. ``fit``: train the latent world model (``configs/latent/wall_demo.yaml``) through the Lightning CLI.
-5. ``plan``: MPC + CEM toward goal images on start/goal pairs; prints the success rate, writes videos.
+3. ``encoder``: pre-train the offline ``state_ae`` encoder on the dataset's own frames (16-pixel patches:
+   4 x 4 tokens per frame, so training and planning are cheap).
+4. ``fit``: train the latent world model (``configs/latent/wall_demo.yaml``: 800 steps with the push-forward
+   loss) through the Lightning CLI.
+5. ``plan``: MPC + iCEM (noise coloured along env time) toward goal images on start/goal pairs; prints the
+   success rate, writes videos.
 """
 
 from __future__ import annotations
@@ -54,17 +57,23 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument(
         "--encoder",
-        default="conv_ae",
+        default="state_ae",
         choices=("conv_ae", "state_ae"),
-        help="offline encoder pre-trained on the demo's frames (default: conv_ae)",
+        help="offline encoder pre-trained on the demo's frames (default: state_ae)",
     )
     p.add_argument(
-        "--encoder-args", default="--steps 450", help="extra arguments for pretrain-encoder (one string)"
+        "--encoder-args",
+        default="--steps 300 --batch-size 32 --num-down 4",
+        help="extra arguments for pretrain-encoder (one string; default: 300 steps, 4 x 4 tokens)",
+    )
+    p.add_argument(
+        "--planner", default="icem", choices=("cem", "icem", "mppi"), help="MPC planner (default: icem)"
     )
     p.add_argument(
         "--plan-args",
-        default="--samples 100 --topk 10 --iters 5 --execute 2 --workers 2",
-        help="extra arguments for `planners eval` (one string; default: a CPU-sized CEM)",
+        default="--samples 100 --topk 10 --iters 5 --execute 2 --substeps 5 --workers 2",
+        help="extra arguments for `planners eval` (one string; default: a CPU-sized iCEM, noise coloured "
+        "along env time)",
     )
     args = p.parse_args(argv)
     stages = [s.strip() for s in args.stages.split(",") if s.strip()]
@@ -114,12 +123,13 @@ def main(argv: list[str] | None = None) -> int:
         timings["fit"] = time.perf_counter() - t0
     if "plan" in stages:
         t0 = time.perf_counter()
-        _run(["planners", "eval", "--model", str(model_dir), "--env", DEMO_ENV, "--planner", "cem",
+        _run(["planners", "eval", "--model", str(model_dir), "--env", DEMO_ENV, "--planner", args.planner,
               "--mpc", "--pairs", str(args.pairs), "--seed", str(args.seed), "--out", str(plan), *shlex.split(args.plan_args)],
              "planners.cli")  # fmt: skip
         timings["plan"] = time.perf_counter() - t0
         result = json.loads((plan / "results.json").read_text())
-        print(f"\nMPC+CEM on {DEMO_ENV}: success rate {result['success_rate']:.2f} over {args.pairs} pairs")
+        name = f"MPC+{args.planner.upper()}"
+        print(f"\n{name} on {DEMO_ENV}: success rate {result['success_rate']:.2f} over {args.pairs} pairs")
         print(f"videos: {plan}")
     timings["total"] = time.perf_counter() - t_start
     print("\nstage times (s): " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()))
