@@ -12,11 +12,12 @@ import torch
 LR_SCHEDULES = ("constant", "cosine", "cosine_time")
 
 
-def warmup_cosine(step: int, warmup: int, total: int) -> float:
-    """LR multiplier: linear warm-up over ``warmup`` steps, then cosine decay to 0 at step ``total``."""
+def warmup_cosine(step: int, warmup: int, total: int, min_progress: float = 0.0) -> float:
+    """LR multiplier: linear warm-up over ``warmup`` steps, then cosine decay to 0 at step ``total``.
+    ``min_progress`` (in [0, 1]) moves the decay at least that far along (the time-aware schedule's use)."""
     if step < warmup:
         return (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    progress = min(1.0, max((step - warmup) / max(1, total - warmup), min_progress))
     return 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
@@ -29,18 +30,16 @@ def time_aware_warmup_cosine(warmup: int, total: int, timer) -> Callable[[int], 
     start: list[float] = []  # train time elapsed when the warm-up ended
 
     def fn(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        progress = (step - warmup) / max(1, total - warmup)
-        remaining = None if timer is None else timer.time_remaining("train")
+        by_time = 0.0
+        remaining = None if (timer is None or step < warmup) else timer.time_remaining("train")
         if remaining is not None:
             elapsed = timer.time_elapsed("train")
             if not start:
                 start.append(elapsed)
             span = elapsed + remaining - start[0]
             if span > 0:
-                progress = max(progress, (elapsed - start[0]) / span)
-        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+                by_time = (elapsed - start[0]) / span
+        return warmup_cosine(step, warmup, total, min_progress=by_time)
 
     return fn
 
