@@ -56,6 +56,7 @@ def test_defaults_are_the_measured_recipe(tmp_path, monkeypatch):
     assert fit[fit.index("-c") + 1].endswith("configs/latent/wall_demo.yaml")
     assert plan[plan.index("--planner") + 1] == "icem" and plan[plan.index("--substeps") + 1] == "5"
     config = yaml.safe_load(Path(fit[fit.index("-c") + 1]).read_text())
-    assert config["trainer"]["max_steps"] == 1600 and config["trainer"]["max_time"] == "00:00:12:00"
+    trainer = config["trainer"]
+    assert trainer["max_epochs"] == 4 and trainer["max_steps"] == -1 and trainer["max_time"] == "00:00:12:00"
     assert config["model"]["init_args"]["rollout_passes"] == 2
     assert config["model"]["init_args"]["lr_schedule"] == "cosine_time"
