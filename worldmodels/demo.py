@@ -9,8 +9,8 @@ Stages (each skipped when its output already exists, so an interrupted demo resu
    door) and held random actions (into the walls), on both cores.
 3. ``encoder``: pre-train the offline ``state_ae`` encoder on the dataset's own frames (16-pixel patches:
    4 x 4 tokens per frame, so training and planning are cheap).
-4. ``fit``: train the latent world model (``configs/latent/wall_demo.yaml``: 4 epochs, 1416 steps, with the push-forward
-   loss) through the Lightning CLI.
+4. ``fit``: train the latent world model (``configs/latent/wall_demo.yaml``: 4 epochs, 1416 steps, with the
+   push-forward loss) through the Lightning CLI.
 5. ``plan``: MPC + iCEM (noise coloured along env time) toward goal images on start/goal pairs; prints the
    success rate, writes videos.
 """
